@@ -8,4 +8,10 @@ from ddpd.io.h5md import (
     write_trajectory,
 )
 
-__all__ = ["Trajectory", "TrajectoryFormatError", "atomic_path", "read_trajectory", "write_trajectory"]
+__all__ = [
+    "Trajectory",
+    "TrajectoryFormatError",
+    "atomic_path",
+    "read_trajectory",
+    "write_trajectory",
+]

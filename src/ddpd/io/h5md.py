@@ -76,7 +76,9 @@ class Trajectory:
         self.velocity = np.asarray(self.velocity, dtype=np.float64)
         self.time = np.asarray(self.time, dtype=np.float64)
         if self.position.ndim != 3:
-            raise TrajectoryFormatError(f"position must be (T, N, D), got shape {self.position.shape}")
+            raise TrajectoryFormatError(
+                f"position must be (T, N, D), got shape {self.position.shape}"
+            )
         n_frames, _, dim = self.position.shape
         if self.velocity.shape != self.position.shape:
             raise TrajectoryFormatError(
@@ -153,17 +155,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _write_element(group: h5py.Group, name: str, value: np.ndarray, step: np.ndarray,
-                   time: np.ndarray) -> None:
+def _write_element(
+    group: h5py.Group, name: str, value: np.ndarray, step: np.ndarray, time: np.ndarray
+) -> None:
     element = group.create_group(name)
     element.create_dataset("step", data=step)
     element.create_dataset("time", data=time)
-    element.create_dataset("value", data=value, compression="gzip", compression_opts=4,
-                           shuffle=True)
+    element.create_dataset(
+        "value", data=value, compression="gzip", compression_opts=4, shuffle=True
+    )
 
 
-def write_trajectory(path: str | os.PathLike, traj: Trajectory, group: str = "all",
-                     overwrite: bool = False) -> None:
+def write_trajectory(
+    path: str | os.PathLike, traj: Trajectory, group: str = "all", overwrite: bool = False
+) -> None:
     """Write ``traj`` as H5MD to ``path`` atomically.
 
     Raises FileExistsError if ``path`` exists and ``overwrite`` is False.
