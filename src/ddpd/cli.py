@@ -1,0 +1,301 @@
+"""`ddpd <command>`: one command per workflow step (docs/architecture.md).
+
+Thin on purpose: parse arguments, read the step's parameters (its config
+section, as JSON or ``@file.yaml``), call one package function. Errors are
+printed as ``ddpd <command>: error: <message>`` with exit status 1; the
+package functions write their outputs atomically, so a failed step leaves no
+partial files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from ddpd import __version__
+
+log = logging.getLogger("ddpd")
+
+
+def load_params(text: str) -> dict:
+    """Parse ``--params``: a JSON object, or ``@path`` to a JSON/YAML file."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise FileNotFoundError(f"--params file not found: {path}")
+        value = yaml.safe_load(path.read_text())
+        source = str(path)
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--params is not valid JSON ({exc})") from exc
+        source = "--params"
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{source}: expected a mapping of parameters, got {type(value).__name__}")
+    return value
+
+
+def _named_paths(items: list[str], option: str) -> dict[str, Path]:
+    """Parse ``NAME=PATH`` pairs."""
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"{option} expects NAME=PATH, got {item!r}")
+        out[name] = Path(path)
+    return out
+
+
+def _threads() -> int:
+    """Threads granted to this step (Snakemake sets OMP_NUM_THREADS from `threads:`)."""
+    return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+
+# ---------------------------------------------------------------- commands
+def cmd_simulate_stars(a: argparse.Namespace) -> None:
+    from ddpd.simulate.stars import run_stars
+
+    run_stars(load_params(a.params), a.out, a.lammps_log, seed=a.seed, shear_rate=a.shear_rate)
+
+
+def cmd_simulate_colloid(a: argparse.Namespace) -> None:
+    from ddpd.simulate.colloid import run_colloid
+
+    run_colloid(load_params(a.params), a.out, a.lammps_log, seed=a.seed)
+
+
+def cmd_render_video(a: argparse.Namespace) -> None:
+    from ddpd.video.render import render_video
+
+    render_video(a.truth, load_params(a.params), a.video, a.truth_px)
+
+
+def cmd_track_video(a: argparse.Namespace) -> None:
+    from ddpd.video.track import track_video
+
+    track_video(a.video, load_params(a.params), a.out)
+
+
+def cmd_tracking_quality(a: argparse.Namespace) -> None:
+    from ddpd.video.quality import tracking_quality
+
+    tracking_quality(a.tracks, a.truth_px, load_params(a.params), a.out_json, a.figure)
+
+
+def cmd_diffusion(a: argparse.Namespace) -> None:
+    from ddpd.stats.diffusion import diffusion_report
+
+    diffusion_report(a.tracks, load_params(a.params), a.out_json, a.figure)
+
+
+def cmd_build_dataset(a: argparse.Namespace) -> None:
+    from ddpd.coarse.dataset import build_dataset
+
+    splits = {"train": a.train, "validation": a.validation, "test": a.test}
+    build_dataset(splits, load_params(a.params), a.out)
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    import torch
+
+    from ddpd.train import train
+
+    torch.set_num_threads(_threads())
+    train(a.dataset, load_params(a.params), a.out_dir, device=a.device)
+
+
+def cmd_rollout(a: argparse.Namespace) -> None:
+    import torch
+
+    from ddpd.rollout import rollout
+
+    torch.set_num_threads(_threads())
+    rollout(a.model_dir, a.dataset, load_params(a.params), a.out)
+
+
+def cmd_fit_langevin(a: argparse.Namespace) -> None:
+    from ddpd.baselines.langevin import train_langevin
+
+    train_langevin(a.dataset, a.out)
+
+
+def cmd_rollout_langevin(a: argparse.Namespace) -> None:
+    from ddpd.baselines.langevin import rollout_langevin_file
+
+    rollout_langevin_file(a.fit, a.dataset, load_params(a.params), a.out)
+
+
+def cmd_statistics(a: argparse.Namespace) -> None:
+    from ddpd.stats.compute import compute_statistics
+
+    compute_statistics(a.trajectory, load_params(a.params), a.out)
+
+
+def cmd_compare(a: argparse.Namespace) -> None:
+    from ddpd.stats.compare import compare_statistics
+
+    compare_statistics(a.truth, _named_paths(a.model, "--model"), a.out_csv, a.out_md)
+
+
+def cmd_plot_statistics(a: argparse.Namespace) -> None:
+    from ddpd.plots.statistics import plot_statistics_overlay
+
+    plot_statistics_overlay(_named_paths(a.stats, "--stats"), a.out_prefix)
+
+
+def cmd_plot_learning_curve(a: argparse.Namespace) -> None:
+    from ddpd.plots.training import plot_learning_curve
+
+    plot_learning_curve(a.curve, a.out_prefix)
+
+
+def cmd_plot_conservation(a: argparse.Namespace) -> None:
+    from ddpd.plots.conservation import plot_conservation
+
+    plot_conservation(a.rollout, a.out_prefix)
+
+
+def cmd_summary(a: argparse.Namespace) -> None:
+    from ddpd.summary import write_summary
+
+    write_summary(a.errors, a.quality, a.diffusion, a.out)
+
+
+# ---------------------------------------------------------------- parser
+def _add(sub, name: str, func: Callable, help_: str, params: bool = True):
+    p = sub.add_parser(name, help=help_, description=help_)
+    if params:
+        p.add_argument(
+            "--params",
+            default="{}",
+            help="this step's parameters: a JSON object or @file.yaml (default: all defaults)",
+        )
+    p.set_defaults(func=func, command=name)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ddpd",
+        description="Data-driven particle dynamics: learn metriplectic coarse-grained dynamics.",
+    )
+    parser.add_argument("--version", action="version", version=f"ddpd {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = _add(sub, "simulate-stars", cmd_simulate_stars, "LAMMPS star polymers -> coarse H5MD")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--shear-rate", type=float, default=0.0)
+    p.add_argument("--out", type=Path, required=True, help="coarse trajectory (.h5)")
+    p.add_argument("--lammps-log", type=Path, required=True)
+
+    p = _add(sub, "simulate-colloid", cmd_simulate_colloid, "LAMMPS 2D colloid -> truth H5MD")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--lammps-log", type=Path, required=True)
+
+    p = _add(sub, "render-video", cmd_render_video, "render microscope-like FFV1 video")
+    p.add_argument("--truth", type=Path, required=True)
+    p.add_argument("--video", type=Path, required=True, help="output .mkv")
+    p.add_argument("--truth-px", type=Path, required=True, help="true positions in pixels (.h5)")
+
+    p = _add(sub, "track-video", cmd_track_video, "trackpy tracking of a video -> H5MD")
+    p.add_argument("--video", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "tracking-quality", cmd_tracking_quality, "score tracks against the truth")
+    p.add_argument("--tracks", type=Path, required=True)
+    p.add_argument("--truth-px", type=Path, required=True)
+    p.add_argument("--out-json", type=Path, required=True)
+    p.add_argument("--figure", type=Path, required=True, help="figure prefix (.png/.pdf)")
+
+    p = _add(sub, "diffusion", cmd_diffusion, "MSD exponent and noise-corrected diffusion")
+    p.add_argument("--tracks", type=Path, required=True)
+    p.add_argument("--out-json", type=Path, required=True)
+    p.add_argument("--figure", type=Path, required=True)
+
+    p = _add(sub, "build-dataset", cmd_build_dataset, "snapshot-pair dataset with splits")
+    p.add_argument("--train", type=Path, nargs="+", required=True)
+    p.add_argument("--validation", type=Path, nargs="+", required=True)
+    p.add_argument("--test", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "train", cmd_train, "train the metriplectic model")
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+
+    p = _add(sub, "rollout", cmd_rollout, "roll a trained model out from test states")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "fit-langevin", cmd_fit_langevin, "fit the Langevin reference", params=False)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "rollout-langevin", cmd_rollout_langevin, "roll out the Langevin reference")
+    p.add_argument("--fit", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "statistics", cmd_statistics, "RDF, MSD, VACF, alpha_2, van Hove, profiles")
+    p.add_argument("--trajectory", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "compare", cmd_compare, "relative RMS errors against the truth", params=False)
+    p.add_argument("--truth", type=Path, required=True)
+    p.add_argument("--model", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--out-csv", type=Path, required=True)
+    p.add_argument("--out-md", type=Path, required=True)
+
+    p = _add(sub, "plot-statistics", cmd_plot_statistics, "overlay figures", params=False)
+    p.add_argument("--stats", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--out-prefix", type=Path, required=True)
+
+    p = _add(sub, "plot-learning-curve", cmd_plot_learning_curve, "learning curve", params=False)
+    p.add_argument("--curve", type=Path, required=True)
+    p.add_argument("--out-prefix", type=Path, required=True)
+
+    p = _add(sub, "plot-conservation", cmd_plot_conservation, "conservation records", params=False)
+    p.add_argument("--rollout", type=Path, required=True)
+    p.add_argument("--out-prefix", type=Path, required=True)
+    p = _add(sub, "summary", cmd_summary, "the study's headline summary", params=False)
+    p.add_argument("--errors", type=Path, nargs="*", default=[])
+    p.add_argument("--quality", type=Path, nargs="*", default=[])
+    p.add_argument("--diffusion", type=Path, nargs="*", default=[])
+    p.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    start = time.perf_counter()
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as exc:
+        print(f"ddpd {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    log.info("ddpd %s finished in %.1f s", args.command, time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

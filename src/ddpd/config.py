@@ -1,0 +1,61 @@
+"""Study configuration: validation against the JSON schema, with defaults.
+
+The Snakefile calls :func:`validate_config` before any job starts. Every error
+names the offending key as a dotted path (``stars.systems.melt.arms``) and what
+was expected, so a wrong type, an unknown key or an impossible value stops the
+run with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The study configuration does not match the schema."""
+
+
+def _dotted(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _fill_defaults(validator_class):
+    """A validator that inserts schema defaults into the instance while validating."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validate_config(config: dict, schema_path: str | Path, source: str = "config") -> dict:
+    """Validate ``config`` in place against the YAML JSON-schema, filling defaults.
+
+    Raises:
+        ConfigError: listing every violation as ``<source>: key a.b.c: message``.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for err in errors:
+            if err.validator == "additionalProperties":
+                known = sorted(err.schema.get("properties", {}))
+                extra = sorted(set(err.instance) - set(known))
+                for key in extra:
+                    path = _dotted([*err.absolute_path, key])
+                    lines.append(f"{source}: unknown key {path!r} (allowed here: {', '.join(known)})")
+                continue
+            lines.append(f"{source}: key {_dotted(err.absolute_path)!r}: {err.message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    return config

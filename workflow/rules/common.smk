@@ -1,0 +1,104 @@
+# Shared helpers: config validation, wildcard lists, paths, params as JSON.
+import json
+from pathlib import Path
+
+from ddpd.config import ConfigError, validate_config
+
+try:
+    validate_config(
+        config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+    )
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+SPLITS = ["train", "validation", "test"]
+STAR_SYSTEMS = list(config["stars"]["systems"])
+STAR_CONDITIONS = list(config["stars"]["conditions"])
+
+
+wildcard_constraints:
+    system="|".join(STAR_SYSTEMS) or "NONE",
+    condition="|".join(STAR_CONDITIONS) or "NONE",
+    split="|".join(SPLITS),
+    replica=r"\d+",
+    model="metriplectic|langevin",
+
+
+def as_json(section):
+    """A config section as one JSON argument for `ddpd <command> --params`."""
+    return json.dumps(section, sort_keys=True)
+
+
+def replica_seed(group, split, index):
+    """Deterministic seed per (group, split, replica): same config -> same results."""
+    offset = {"train": 0, "validation": 1000, "test": 2000}[split]
+    group_offset = {"stars": 0, "colloid": 100000}[group]
+    return config["seed"] + group_offset + offset + int(index)
+
+
+def replicas(group, split):
+    return range(config[group]["replicas"][split])
+
+
+def real_video_path():
+    path = Path(config["real_video"]["path"])
+    return path if path.is_absolute() else Path(workflow.basedir) / path
+
+
+# ---- datasets: "stars-<system>-<condition>" or "colloid"
+STAR_DATASETS = [f"stars-{s}-{c}" for s in STAR_SYSTEMS for c in STAR_CONDITIONS]
+DATASETS = STAR_DATASETS + (["colloid"] if config["colloid"]["enabled"] else [])
+LEARN_DATASETS = [d for d in config["learn"]["datasets"]]
+for _d in LEARN_DATASETS:
+    if _d not in DATASETS:
+        raise WorkflowError(
+            f"config: key 'learn.datasets' names {_d!r}, which is not a dataset of this study "
+            f"(available: {', '.join(DATASETS)})"
+        )
+
+
+def split_trajectories(dataset, split):
+    """Trajectory files of one split of a dataset (split by independent runs)."""
+    if dataset == "colloid":
+        pattern = "results/colloid/{split}/rep{replica}/tracks.h5"
+        return [
+            pattern.format(split=split, replica=r) for r in replicas("colloid", split)
+        ]
+    _, system, condition = dataset.split("-", 2)
+    return [
+        f"results/stars/{system}/{condition}/{split}/rep{r}.h5"
+        for r in replicas("stars", split)
+    ]
+
+
+def dataset_params(dataset):
+    params = dict(config["dataset"])
+    return as_json(params)
+
+
+MODELS = ["metriplectic", "langevin"]
+
+
+def truth_trajectory(w):
+    """The held-out reference: the first test trajectory of the dataset."""
+    return split_trajectories(w.dataset, "test")[0]
+
+
+def all_outputs():
+    out = []
+    for d in LEARN_DATASETS:
+        out += [
+            f"results/tables/{d}_errors.md",
+            f"results/figures/{d}_statistics.png",
+            f"results/figures/{d}_learning_curve.png",
+            f"results/figures/{d}_conservation.png",
+        ]
+    if config["colloid"]["enabled"]:
+        out += [
+            f"results/colloid/test/rep{r}/quality.json"
+            for r in replicas("colloid", "test")
+        ]
+    if config["real_video"]["enabled"]:
+        out += ["results/real_video/diffusion.json"]
+    out += ["results/tables/summary.md"]
+    return out

@@ -1,0 +1,184 @@
+# Statistics, comparison with the held-out truth, figures and tables (issue 6).
+
+rule statistics_truth:
+    input:
+        trajectory=truth_trajectory,
+    output:
+        stats="results/stats/{dataset}/truth.json",
+    log:
+        "results/logs/statistics/{dataset}_truth.log",
+    benchmark:
+        "results/benchmarks/statistics/{dataset}_truth.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        stats=as_json(config["statistics"]),
+    shell:
+        "ddpd statistics --params {params.stats:q} --trajectory {input.trajectory}"
+        " --out {output.stats} > {log} 2>&1"
+
+
+rule statistics_model:
+    input:
+        trajectory="results/rollouts/{dataset}/{model}.h5",
+    output:
+        stats="results/stats/{dataset}/{model}.json",
+    log:
+        "results/logs/statistics/{dataset}_{model}.log",
+    benchmark:
+        "results/benchmarks/statistics/{dataset}_{model}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        stats=as_json(config["statistics"]),
+    shell:
+        "ddpd statistics --params {params.stats:q} --trajectory {input.trajectory}"
+        " --out {output.stats} > {log} 2>&1"
+
+
+rule compare:
+    input:
+        truth="results/stats/{dataset}/truth.json",
+        models=expand("results/stats/{{dataset}}/{model}.json", model=MODELS),
+    output:
+        csv="results/tables/{dataset}_errors.csv",
+        md=report(
+            "results/tables/{dataset}_errors.md",
+            caption="../report/errors.rst",
+            category="Errors",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/compare/{dataset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        models=lambda w, input: [f"{m}={p}" for m, p in zip(MODELS, input.models)],
+    shell:
+        "ddpd compare --truth {input.truth} --model {params.models}"
+        " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+rule plot_statistics:
+    input:
+        truth="results/stats/{dataset}/truth.json",
+        models=expand("results/stats/{{dataset}}/{model}.json", model=MODELS),
+    output:
+        png=report(
+            "results/figures/{dataset}_statistics.png",
+            caption="../report/statistics.rst",
+            category="Statistics",
+            subcategory="{dataset}",
+        ),
+        pdf="results/figures/{dataset}_statistics.pdf",
+    log:
+        "results/logs/plot/{dataset}_statistics.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        stats=lambda w, input: [f"truth={input.truth}"]
+        + [f"{m}={p}" for m, p in zip(MODELS, input.models)],
+        prefix=lambda w, output: output.png[: -len(".png")],
+    shell:
+        "ddpd plot-statistics --stats {params.stats} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+rule plot_learning_curve:
+    input:
+        curve="results/models/{dataset}/metriplectic/learning_curve.csv",
+    output:
+        png=report(
+            "results/figures/{dataset}_learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Training",
+            subcategory="{dataset}",
+        ),
+        pdf="results/figures/{dataset}_learning_curve.pdf",
+    log:
+        "results/logs/plot/{dataset}_learning_curve.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        prefix=lambda w, output: output.png[: -len(".png")],
+    shell:
+        "ddpd plot-learning-curve --curve {input.curve} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+rule plot_conservation:
+    input:
+        rollout="results/rollouts/{dataset}/metriplectic.h5",
+    output:
+        png=report(
+            "results/figures/{dataset}_conservation.png",
+            caption="../report/conservation.rst",
+            category="Conservation",
+            subcategory="{dataset}",
+        ),
+        pdf="results/figures/{dataset}_conservation.pdf",
+    log:
+        "results/logs/plot/{dataset}_conservation.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        prefix=lambda w, output: output.png[: -len(".png")],
+    shell:
+        "ddpd plot-conservation --rollout {input.rollout} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        errors=expand("results/tables/{dataset}_errors.csv", dataset=LEARN_DATASETS),
+        quality=(
+            [
+                f"results/colloid/test/rep{r}/quality.json"
+                for r in replicas("colloid", "test")
+            ]
+            if config["colloid"]["enabled"]
+            else []
+        ),
+        diffusion=(
+            ["results/real_video/diffusion.json"]
+            if config["real_video"]["enabled"]
+            else []
+        ),
+    output:
+        md=report(
+            "results/tables/summary.md",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+    log:
+        "results/logs/summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "ddpd summary --errors {input.errors} --quality {input.quality}"
+        " --diffusion {input.diffusion} --out {output.md} > {log} 2>&1"

@@ -1,0 +1,52 @@
+# Training: the metriplectic model (shared/method.md) and the Langevin reference.
+
+
+rule train_metriplectic:
+    input:
+        dataset="results/datasets/{dataset}.h5",
+    output:
+        model="results/models/{dataset}/metriplectic/model.pt",
+        hparams="results/models/{dataset}/metriplectic/hparams.json",
+        curve=report(
+            "results/models/{dataset}/metriplectic/learning_curve.csv",
+            caption="../report/learning_curve.rst",
+            category="Training",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/train/{dataset}_metriplectic.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}_metriplectic.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=lambda w: config["learn"]["runtime_minutes"],
+        gpu=1,
+    params:
+        train=as_json(config["learn"]["train"]),
+        out_dir=lambda w, output: str(Path(output.model).parent),
+        device=config["learn"]["device"],
+    shell:
+        "ddpd train --params {params.train:q} --dataset {input.dataset}"
+        " --out-dir {params.out_dir} --device {params.device} > {log} 2>&1"
+
+
+rule fit_langevin:
+    input:
+        dataset="results/datasets/{dataset}.h5",
+    output:
+        fit="results/models/{dataset}/langevin/fit.json",
+    log:
+        "results/logs/train/{dataset}_langevin.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}_langevin.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "ddpd fit-langevin --dataset {input.dataset} --out {output.fit} > {log} 2>&1"

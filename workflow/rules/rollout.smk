@@ -1,0 +1,50 @@
+# Coarse rollouts from held-out (test) initial states.
+
+
+rule rollout_metriplectic:
+    input:
+        model="results/models/{dataset}/metriplectic/model.pt",
+        hparams="results/models/{dataset}/metriplectic/hparams.json",
+        dataset="results/datasets/{dataset}.h5",
+    output:
+        rollout="results/rollouts/{dataset}/metriplectic.h5",
+    log:
+        "results/logs/rollout/{dataset}_metriplectic.log",
+    benchmark:
+        "results/benchmarks/rollout/{dataset}_metriplectic.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    params:
+        rollout=as_json(config["rollout"]),
+        model_dir=lambda w, input: str(Path(input.model).parent),
+    shell:
+        "ddpd rollout --params {params.rollout:q} --model-dir {params.model_dir}"
+        " --dataset {input.dataset} --out {output.rollout} > {log} 2>&1"
+
+
+rule rollout_langevin:
+    input:
+        fit="results/models/{dataset}/langevin/fit.json",
+        dataset="results/datasets/{dataset}.h5",
+    output:
+        rollout="results/rollouts/{dataset}/langevin.h5",
+    log:
+        "results/logs/rollout/{dataset}_langevin.log",
+    benchmark:
+        "results/benchmarks/rollout/{dataset}_langevin.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        rollout=as_json(config["rollout"]),
+    shell:
+        "ddpd rollout-langevin --params {params.rollout:q} --fit {input.fit}"
+        " --dataset {input.dataset} --out {output.rollout} > {log} 2>&1"
