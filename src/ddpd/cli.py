@@ -57,9 +57,23 @@ def _named_paths(items: list[str], option: str) -> dict[str, Path]:
     return out
 
 
-def _threads() -> int:
-    """Threads granted to this step (Snakemake sets OMP_NUM_THREADS from `threads:`)."""
-    return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+def _log_devices() -> None:
+    """Record which accelerator the scheduler granted (SLURM sets CUDA_VISIBLE_DEVICES)."""
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
+    log.info("CUDA_VISIBLE_DEVICES=%s cuda_available=%s", visible, torch.cuda.is_available())
+
+
+def _set_torch_threads(threads: int | None) -> None:
+    """Use the threads granted to this step (default: OMP_NUM_THREADS, else 1)."""
+    import torch
+
+    if threads is None:
+        threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------- commands
@@ -107,20 +121,18 @@ def cmd_build_dataset(a: argparse.Namespace) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    import torch
-
     from ddpd.train import train
 
-    torch.set_num_threads(_threads())
+    _set_torch_threads(a.threads)
+    _log_devices()
     train(a.dataset, load_params(a.params), a.out_dir, device=a.device)
 
 
 def cmd_rollout(a: argparse.Namespace) -> None:
-    import torch
-
     from ddpd.rollout import rollout
 
-    torch.set_num_threads(_threads())
+    _set_torch_threads(a.threads)
+    _log_devices()
     rollout(a.model_dir, a.dataset, load_params(a.params), a.out)
 
 
@@ -235,11 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
     p = _add(sub, "rollout", cmd_rollout, "roll a trained model out from test states")
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
     p = _add(sub, "fit-langevin", cmd_fit_langevin, "fit the Langevin reference", params=False)
     p.add_argument("--dataset", type=Path, required=True)

@@ -54,7 +54,9 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
                 extra = sorted(set(err.instance) - set(known))
                 for key in extra:
                     path = _dotted([*err.absolute_path, key])
-                    lines.append(f"{source}: unknown key {path!r} (allowed here: {', '.join(known)})")
+                    lines.append(
+                        f"{source}: unknown key {path!r} (allowed here: {', '.join(known)})"
+                    )
                 continue
             lines.append(f"{source}: key {_dotted(err.absolute_path)!r}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))

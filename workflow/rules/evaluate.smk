@@ -1,5 +1,6 @@
 # Statistics, comparison with the held-out truth, figures and tables (issue 6).
 
+
 rule statistics_truth:
     input:
         trajectory=truth_trajectory,

@@ -19,7 +19,7 @@ rule train_metriplectic:
         "results/benchmarks/train/{dataset}_metriplectic.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: workflow.cores
+    threads: config["learn"]["threads"]
     resources:
         mem_mb=8000,
         runtime=lambda w: config["learn"]["runtime_minutes"],
@@ -30,7 +30,8 @@ rule train_metriplectic:
         device=config["learn"]["device"],
     shell:
         "ddpd train --params {params.train:q} --dataset {input.dataset}"
-        " --out-dir {params.out_dir} --device {params.device} > {log} 2>&1"
+        " --out-dir {params.out_dir} --device {params.device} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule fit_langevin:

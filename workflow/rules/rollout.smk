@@ -14,7 +14,7 @@ rule rollout_metriplectic:
         "results/benchmarks/rollout/{dataset}_metriplectic.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: workflow.cores
+    threads: config["learn"]["threads"]
     resources:
         mem_mb=8000,
         runtime=60,
@@ -24,7 +24,8 @@ rule rollout_metriplectic:
         model_dir=lambda w, input: str(Path(input.model).parent),
     shell:
         "ddpd rollout --params {params.rollout:q} --model-dir {params.model_dir}"
-        " --dataset {input.dataset} --out {output.rollout} > {log} 2>&1"
+        " --dataset {input.dataset} --out {output.rollout} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule rollout_langevin:

@@ -1,0 +1,38 @@
+"""Config validation: defaults filled, every error names its key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ddpd.config import ConfigError, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "tests/configs/smoke.yaml"])
+def test_shipped_configs_are_valid(name):
+    config = yaml.safe_load((ROOT / name).read_text())
+    validate_config(config, SCHEMA)
+    assert config["learn"]["threads"] >= 1  # default filled in
+
+
+def test_errors_name_keys_and_expectations():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["seed"] = "one"
+    config["stars"]["conditions"]["shear"] = -0.1
+    config["colloid"]["typo"] = True
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA, source="my.yaml")
+    text = str(err.value)
+    assert "my.yaml: key 'seed': 'one' is not of type 'integer'" in text
+    assert "'stars.conditions.shear'" in text and "minimum" in text
+    assert "unknown key 'colloid.typo'" in text
+
+
+def test_missing_section_is_named():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    del config["rollout"]
+    with pytest.raises(ConfigError, match="'rollout' is a required property"):
+        validate_config(config, SCHEMA)

@@ -1,0 +1,59 @@
+"""The smoke DAG through a real one-node SLURM cluster and the slurm workflow profile.
+
+Needs root (it installs slurm-wlm/munge when missing and starts the daemons, then
+stops them by PID). CI runs as root; elsewhere the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import ROOT, SMOKE, describe, snakemake
+from slurm_cluster import SlurmUnavailable, start_cluster
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("a one-node SLURM cluster needs root")
+    try:
+        cluster = start_cluster(tmp_path_factory.mktemp("slurm"))
+    except SlurmUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+def test_smoke_dag_through_slurm_profile(cluster, tmp_path):
+    result = snakemake(
+        tmp_path,
+        "--configfile",
+        str(SMOKE),
+        "--workflow-profile",
+        str(ROOT / "workflow" / "profiles" / "slurm"),
+        "--jobs",
+        "4",
+        "--slurm-no-account",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--latency-wait",
+        "5",
+        env=cluster.env,
+        timeout=1500,
+    )
+    assert result.returncode == 0, describe(result)
+    assert (tmp_path / "results" / "tables" / "summary.md").is_file()
+    # every job went through sbatch (one SLURM log folder per rule)
+    slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
+    ran = {p.name for p in slurm_logs.iterdir()}
+    assert {"rule_simulate_stars", "rule_train_metriplectic", "rule_rollout_metriplectic"} <= ran
+    # the training job was given the (fake) GPU by SLURM through the `gpu` resource
+    train_logs = list((tmp_path / "results" / "logs" / "train").glob("*_metriplectic.log"))
+    assert train_logs and all("CUDA_VISIBLE_DEVICES=0" in p.read_text() for p in train_logs)
