@@ -25,7 +25,10 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: float
 
 
 def describe(result: subprocess.CompletedProcess) -> str:
-    return f"exit {result.returncode}\n--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    return (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout[-6000:]}"
+        f"\n--- stderr\n{result.stderr[-3000:]}"
+    )
 
 
 @pytest.fixture(scope="session")
