@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import ROOT, SMOKE, describe, snakemake
 from slurm_cluster import SlurmUnavailable, start_cluster
+from workflow_runner import ROOT, SMOKE, describe, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import yaml
-from conftest import ROOT, SMOKE, describe, snakemake
+from workflow_runner import ROOT, SMOKE, describe, snakemake
 
 from ddpd.io import read_trajectory
 
