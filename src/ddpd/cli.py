@@ -139,7 +139,7 @@ def cmd_rollout(a: argparse.Namespace) -> None:
 def cmd_fit_langevin(a: argparse.Namespace) -> None:
     from ddpd.baselines.langevin import train_langevin
 
-    train_langevin(a.dataset, a.out)
+    train_langevin(a.dataset, a.out, load_params(a.params))
 
 
 def cmd_rollout_langevin(a: argparse.Namespace) -> None:
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
-    p = _add(sub, "fit-langevin", cmd_fit_langevin, "fit the Langevin reference", params=False)
+    p = _add(sub, "fit-langevin", cmd_fit_langevin, "fit the Langevin reference")
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 

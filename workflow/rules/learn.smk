@@ -50,4 +50,5 @@ rule fit_langevin:
         mem_mb=2000,
         runtime=10,
     shell:
-        "ddpd fit-langevin --dataset {input.dataset} --out {output.fit} > {log} 2>&1"
+        "ddpd fit-langevin --params {params.langevin:q} --dataset {input.dataset}"
+        " --out {output.fit} > {log} 2>&1"
