@@ -50,3 +50,20 @@ def test_named_paths_are_checked(tmp_path, capsys):
 def test_parser_requires_outputs():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--dataset", "d.h5"])
+
+
+def test_existing_outputs_are_not_replaced_without_force(tmp_path, capsys):
+    out = tmp_path / "stats.json"
+    out.write_text("precious")
+    code = main(["statistics", "--trajectory", str(tmp_path / "t.h5"), "--out", str(out)])
+    assert code == 1
+    assert "output exists" in capsys.readouterr().err
+    assert out.read_text() == "precious"
+    figure = tmp_path / "fig"
+    (tmp_path / "fig.pdf").write_text("precious")
+    args = build_parser().parse_args(
+        ["plot-learning-curve", "--curve", "c.csv", "--out-prefix", str(figure)]
+    )
+    from ddpd.cli import existing_outputs
+
+    assert existing_outputs(args) == [tmp_path / "fig.pdf"]

@@ -184,9 +184,29 @@ def cmd_summary(a: argparse.Namespace) -> None:
     write_summary(a.errors, a.quality, a.diffusion, a.out)
 
 
+# ---------------------------------------------------------------- outputs
+_OUTPUT_FILES = ("out", "out_json", "out_csv", "out_md", "truth_px")
+_OUTPUT_PREFIXES = ("figure", "out_prefix")
+
+
+def existing_outputs(args: argparse.Namespace) -> list[Path]:
+    """Outputs of this command that already exist (they are never replaced silently)."""
+    paths = [getattr(args, d) for d in _OUTPUT_FILES if getattr(args, d, None) is not None]
+    for dest in _OUTPUT_PREFIXES:
+        prefix = getattr(args, dest, None)
+        if prefix is not None:
+            paths += [Path(f"{prefix}.png"), Path(f"{prefix}.pdf")]
+    if args.command == "render-video":
+        paths.append(args.video)
+    if args.command == "train":
+        paths.append(args.out_dir / "model.pt")
+    return [p for p in paths if p.exists()]
+
+
 # ---------------------------------------------------------------- parser
 def _add(sub, name: str, func: Callable, help_: str, params: bool = True):
     p = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument("--force", action="store_true", help="replace outputs that already exist")
     if params:
         p.add_argument(
             "--params",
@@ -302,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     start = time.perf_counter()
+    existing = [] if args.force else existing_outputs(args)
+    if existing:
+        names = ", ".join(str(p) for p in existing)
+        print(f"ddpd {args.command}: error: output exists: {names} (use --force)", file=sys.stderr)
+        return 1
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as exc:
