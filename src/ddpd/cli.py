@@ -185,7 +185,7 @@ def cmd_summary(a: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------- outputs
-_OUTPUT_FILES = ("out", "out_json", "out_csv", "out_md", "truth_px")
+_OUTPUT_FILES = ("out", "out_json", "out_csv", "out_md")
 _OUTPUT_PREFIXES = ("figure", "out_prefix")
 
 
@@ -197,7 +197,7 @@ def existing_outputs(args: argparse.Namespace) -> list[Path]:
         if prefix is not None:
             paths += [Path(f"{prefix}.png"), Path(f"{prefix}.pdf")]
     if args.command == "render-video":
-        paths.append(args.video)
+        paths += [args.video, args.truth_px]
     if args.command == "train":
         paths.append(args.out_dir / "model.pt")
     return [p for p in paths if p.exists()]
