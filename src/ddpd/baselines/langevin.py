@@ -50,8 +50,8 @@ import h5py
 import numpy as np
 
 from ddpd.io.h5md import Trajectory, atomic_path, read_trajectory, write_trajectory
+from ddpd.params import is_int, is_number, parse_params, require
 from ddpd.space.box import Box
-from ddpd.stats._params import is_int, is_number, params_from_dict, require
 from ddpd.stats.compute import analysis_components, frame_interval
 from ddpd.stats.displacement import mean_squared_displacement
 from ddpd.stats.shear import profile_shear_rate, velocity_profile
@@ -156,7 +156,7 @@ def fit_langevin(train_trajectories: list[Trajectory], params: dict | None = Non
     mass, kT, gamma, dt, shear_rate, measured_shear_rate, profile_intercept, n_fit_lags,
     vacf and msd (lags 0..max_fit_lag), params).
     """
-    p = params_from_dict(LangevinFitParams, params, FIT_SECTION)
+    p = parse_params(LangevinFitParams, params, FIT_SECTION)
     if not train_trajectories:
         raise ValueError("fit_langevin needs at least one training trajectory")
     first = train_trajectories[0]
@@ -539,7 +539,7 @@ def rollout_langevin_file(fitted_json: Path, dataset: Path, params: dict | None,
         params: the ``rollout`` section (LangevinRolloutParams).
         out: one file if n_rollouts == 1, else a folder of rollout_000.h5, ... (as ddpd.rollout).
     """
-    p = params_from_dict(LangevinRolloutParams, params, ROLLOUT_SECTION)
+    p = parse_params(LangevinRolloutParams, params, ROLLOUT_SECTION)
     fitted_json = Path(fitted_json)
     if not fitted_json.is_file():
         raise FileNotFoundError(f"fitted Langevin parameters not found: {fitted_json}")

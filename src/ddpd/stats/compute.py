@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from ddpd.io.h5md import Trajectory, atomic_path, read_trajectory
+from ddpd.params import is_int, is_number, parse_params, require
 from ddpd.space.box import Box
-from ddpd.stats._params import is_int, is_number, params_from_dict, require
 from ddpd.stats.displacement import mean_squared_displacement, non_gaussian_parameter, van_hove_self
 from ddpd.stats.rdf import largest_r_max, radial_distribution_function
 from ddpd.stats.shear import kinetic_shear_stress, profile_shear_rate, velocity_profile
@@ -286,7 +286,7 @@ def compute_statistics(trajectory: Path, params: dict, out: Path) -> dict:
     Returns:
         The dict written to ``out``.
     """
-    p = params_from_dict(StatisticsParams, params, SECTION)
+    p = parse_params(StatisticsParams, params, SECTION)
     trajectory = Path(trajectory)
     if trajectory.is_dir():
         files = sorted(trajectory.glob("*.h5"))

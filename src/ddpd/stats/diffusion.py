@@ -26,7 +26,7 @@ import numpy as np
 import tidynamics
 
 from ddpd.io import atomic_path, read_trajectory
-from ddpd.video.params import parse_params, require
+from ddpd.params import parse_params, require
 from ddpd.video.quality import figure_paths
 
 SECTION = "diffusion"

@@ -32,7 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from ddpd.io import atomic_path, read_trajectory
-from ddpd.video.params import parse_params, require
+from ddpd.params import parse_params, require
 
 SECTION = "tracking_quality"
 

@@ -43,8 +43,8 @@ import numpy as np
 from scipy.special import erf
 
 from ddpd.io import Trajectory, atomic_path, read_trajectory, write_trajectory
+from ddpd.params import parse_params, require
 from ddpd.space import Box
-from ddpd.video.params import parse_params, require
 
 SECTION = "render"
 LOG = logging.getLogger(__name__)

@@ -56,8 +56,8 @@ import trackpy as tp
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from ddpd.io import Trajectory, write_trajectory
+from ddpd.params import parse_params, require
 from ddpd.space import Box
-from ddpd.video.params import parse_params, require
 from ddpd.video.read import iter_frames, video_info
 
 SECTION = "track"

@@ -1,8 +1,9 @@
-"""Validation of a stage's ``params`` dict against a frozen dataclass of the same keys.
+"""Validation of a step's ``params`` dict against a frozen dataclass of the same keys.
 
-Each public entry function of the video and diffusion stages takes its config section as a
-plain dict; :func:`parse_params` turns it into the stage's frozen dataclass, so an unknown
-key or a value of the wrong type is a ``ValueError`` that names the key.
+Every public entry function of the package takes its config section as a plain dict;
+:func:`parse_params` turns it into the step's frozen dataclass, so an unknown key or a
+value of the wrong type is a ``ValueError`` that names ``section.key``. Range checks
+live in each dataclass's ``__post_init__`` and use :func:`require`.
 """
 
 from __future__ import annotations
@@ -87,3 +88,21 @@ def require(condition: bool, section: str, key: str, expected: str, value: Any) 
     """Raise ``ValueError`` naming ``section.key`` unless ``condition`` holds."""
     if not condition:
         raise ValueError(f"{section}.{key}: expected {expected}, got {value!r}")
+
+
+def is_int(value: Any) -> bool:
+    """True for Python and numpy integers (bool excluded)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or getattr(getattr(value, "dtype", None), "kind", "") in "iu"
+
+
+def is_number(value: Any) -> bool:
+    """True for finite real numbers (bool excluded)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return number == number and abs(number) != float("inf")
