@@ -1,0 +1,246 @@
+"""Steppers of the learned dynamics, as functions of a state (shared/method.md §3).
+
+* :func:`euler_step`: the reference's baseline, Euler-Maruyama for (v, S) with symplectic
+  Euler for q: v' = v + a dt + dv_noise, q' = q + v' dt, S' = S + Sdot dt + dS_noise.
+  Momentum is exact; total energy only to O(dt).
+* :func:`exact_energy_step`: a discrete first law. (1) Friction and noise at fixed q: every
+  pair's velocity increment is applied +/- to its two particles (momentum exact); the energy
+  each particle's internal energy must take up is the pair's heat T dS, corrected so that the
+  pair's heat equals minus its own kinetic-energy change exactly, plus the particle's share of
+  the cross terms between pairs; each S_i is then found by solving U(S_i', V_i) = target
+  (U strictly increasing and convex in S: Newton converges globally, with a bisection
+  safeguard). The deterministic part (M dS) is applied first, with a limiter that halves its
+  step if total S would decrease; the noise and the noise-induced drift k_B div M follow.
+  (2) Reversible part: symplectic Euler for (q, v) at fixed S, then (periodic boxes) a
+  projection of the peculiar velocities v - <v> by one factor that restores the total energy
+  exactly and leaves the momentum unchanged. Sheared and open boxes exchange energy with the
+  outside, so there the projection is not applied.
+
+A state is a :class:`State`; ``pairs`` caches the neighbour list of ``q``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ddpd.model import bracket
+from ddpd.model.metriplectic import MetriplecticModel
+from ddpd.model.noise import pair_noise
+from ddpd.space.box import Box
+from ddpd.space.geometry import lees_edwards_offset, wrap_images
+from ddpd.space.neighbours import Pairs, neighbour_pairs
+
+
+class State(NamedTuple):
+    """Dynamical state of N particles in D dimensions.
+
+    Attributes:
+        q: (N, D) positions (wrapped; NaN rows = absent particles).
+        v: (N, D) velocities.
+        S: (N,) entropies.
+        t: time (data units).
+        offset: accumulated Lees-Edwards offset shear_rate * L_y * t (length units).
+        pairs: neighbour pairs of ``q`` (or None: recomputed).
+        image: (N, D) int64 box lengths crossed since the start (see
+            :func:`ddpd.space.geometry.wrap_images`), or None (zeros).
+    """
+
+    q: torch.Tensor
+    v: torch.Tensor
+    S: torch.Tensor
+    t: float
+    offset: float
+    pairs: Pairs | None = None
+    image: torch.Tensor | None = None
+
+
+def init_state(model: MetriplecticModel, q: torch.Tensor, v: torch.Tensor, box: Box,
+               t: float = 0.0, offset: float | None = None) -> State:
+    """State at time t with S from the entropy teacher (method.md §4: only at t = 0)."""
+    if offset is None:
+        offset = lees_edwards_offset(box, t)
+    q, v, image = wrap_images(q, v, box, offset)
+    pairs = neighbour_pairs(q, box, model.cutoff, offset)
+    with torch.no_grad():
+        S = model.entropy(v, pairs)
+    return State(q, v, S, t, offset, pairs, image)
+
+
+def _pairs(model: MetriplecticModel, state: State, box: Box) -> Pairs:
+    if state.pairs is not None:
+        return state.pairs
+    return neighbour_pairs(state.q, box, model.cutoff, state.offset)
+
+
+def _advance_positions(model: MetriplecticModel, q: torch.Tensor, v: torch.Tensor, box: Box,
+                       state: State, dt: float) -> State:
+    t = state.t + dt
+    offset = state.offset + (box.shear_rate * box.edges[1] * dt
+                             if box.boundary == "lees-edwards" else 0.0)
+    q, v, crossed = wrap_images(q + v * dt, v, box, offset)
+    image = crossed if state.image is None else state.image + crossed
+    return State(q, v, state.S, t, offset, neighbour_pairs(q, box, model.cutoff, offset), image)
+
+
+@torch.no_grad()
+def euler_step(model: MetriplecticModel, state: State, box: Box, dt: float,
+               generator: torch.Generator | None, noise: bool = True) -> State:
+    """Baseline Euler-Maruyama / symplectic Euler step (method.md §3).
+
+    ``noise=False`` integrates the deterministic part L dE + M dS only (the noise-induced
+    drift k_B div M belongs to the stochastic part).
+    """
+    pairs = _pairs(model, state, box)
+    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise)
+    rate = model.drift(state.v, terms, pairs)
+    n, dim = state.v.shape
+    dv = rate[:, :dim] * dt
+    dS = rate[:, dim] * dt
+    if noise:
+        kick = pair_noise(terms.A, terms.B, terms.C, terms.e, terms.v_ij, terms.T[pairs.i],
+                          terms.T[pairs.j], model.mass, model.k_B, dt, generator)
+        dv = dv + bracket.scatter_pairs(kick.dv, pairs.i, pairs.j, n, sign_j=-1.0)
+        dS = dS + torch.zeros_like(dS).index_add(0, pairs.i, kick.dS_i).index_add(
+            0, pairs.j, kick.dS_j)
+    v = state.v + dv
+    moved = _advance_positions(model, state.q, v, box, state, dt)
+    return moved._replace(S=state.S + dS)
+
+
+def solve_entropy(model: MetriplecticModel, target: torch.Tensor, V: torch.Tensor,
+                  S_start: torch.Tensor, tol: float | None = None, max_iter: int = 60
+                  ) -> torch.Tensor:
+    """S with U(S, V) = target, per particle (N,), by safeguarded Newton.
+
+    U is convex and strictly increasing in S, so Newton from any start converges (the first
+    step lands right of the root, then the iterates decrease monotonically). A bracket
+    [lo, hi] of sign changes is kept and a Newton step leaving it is replaced by bisection.
+    """
+    if tol is None:
+        tol = 64 * torch.finfo(target.dtype).eps
+    S = S_start.clone()
+    lo = torch.full_like(S, -torch.inf)
+    hi = torch.full_like(S, torch.inf)
+    scale = target.abs().clamp_min(model.energy_scale)
+    for _ in range(max_iter):
+        U, T, _, _ = model.thermo(S, V, second=False)
+        U, T = U.detach(), T.detach()
+        f = U - target
+        if bool(((f.abs() <= tol * scale) | ~torch.isfinite(f)).all()):
+            break
+        hi = torch.where(f > 0, torch.minimum(hi, S), hi)
+        lo = torch.where(f < 0, torch.maximum(lo, S), lo)
+        newton = S - f / T
+        inside = (newton > lo) & (newton < hi)
+        bisect = 0.5 * (lo + hi)
+        S = torch.where(inside | ~torch.isfinite(bisect), newton, bisect)
+    return S
+
+
+def _heat_to_entropy(model: MetriplecticModel, state: State, pairs: Pairs, terms, dv_pair,
+                     heat_i, heat_j) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply pair velocity increments and heats with an exact energy balance.
+
+    Returns (v', S'). dv_pair (P, D) goes +/- to i/j; heat_i, heat_j (P,) are the pair's
+    proposed T dS; their sum is corrected to -(pair kinetic energy change).
+    """
+    n, _ = state.v.shape
+    i, j = pairs.i, pairs.j
+    m = model.mass
+    v_rel = state.v[i] - state.v[j]
+    dK_pair = m * (v_rel * dv_pair).sum(-1) + m * (dv_pair * dv_pair).sum(-1)
+    excess = heat_i + heat_j + dK_pair
+    heat_i = heat_i - 0.5 * excess
+    heat_j = heat_j - 0.5 * excess
+    dv = bracket.scatter_pairs(dv_pair, i, j, n, sign_j=-1.0)
+    sq = (dv_pair * dv_pair).sum(-1)
+    cross = 0.5 * m * ((dv * dv).sum(-1) - bracket.scatter_pairs(sq, i, j, n))
+    heat = torch.zeros_like(state.S).index_add(0, i, heat_i).index_add(0, j, heat_j) - cross
+    target = terms.U.detach() + heat
+    # start from the linearised solution S + heat / T (one Newton step from S)
+    S = solve_entropy(model, target, terms.V.detach(), state.S + heat / terms.T.detach())
+    return state.v + dv, S
+
+
+@torch.no_grad()
+def exact_energy_step(model: MetriplecticModel, state: State, box: Box, dt: float,
+                      generator: torch.Generator | None, noise: bool = True,
+                      max_halvings: int = 30) -> State:
+    """One step with an exact discrete first law (see the module docstring)."""
+    pairs = _pairs(model, state, box)
+    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise)
+    dim = state.v.shape[1]
+    T_i, T_j = terms.T[pairs.i], terms.T[pairs.j]
+
+    # (1a) deterministic friction M dS, never decreasing total S (limiter halves the step).
+    det = terms.drift_M
+    S_total = torch.nansum(state.S)
+    h = dt
+    for _ in range(max_halvings + 1):
+        dv_pair = 0.5 * (det[:, :dim] - det[:, dim:2 * dim]) * h
+        v1, S1 = _heat_to_entropy(model, state, pairs, terms, dv_pair,
+                                  T_i * det[:, 2 * dim] * h, T_j * det[:, 2 * dim + 1] * h)
+        if torch.nansum(S1) >= S_total - 64 * torch.finfo(S1.dtype).eps * torch.nansum(S1.abs()):
+            break
+        h = 0.5 * h
+    else:
+        v1, S1 = state.v, state.S
+    state = state._replace(v=v1, S=S1)
+
+    # (1b) noise and the noise-induced drift k_B div M, energy-exact.
+    if noise:
+        U1, _, _, _ = model.thermo(S1, terms.V, second=False)
+        terms = terms._replace(U=U1.detach())
+        kick = pair_noise(terms.A, terms.B, terms.C, terms.e, state.v[pairs.i] - state.v[
+            pairs.j] + pairs.jump, T_i, T_j, model.mass, model.k_B, dt, generator)
+        div = terms.drift_div
+        dv_pair = kick.dv + 0.5 * (div[:, :dim] - div[:, dim:2 * dim]) * dt
+        heat_i = kick.heat_i + T_i * div[:, 2 * dim] * dt
+        heat_j = kick.heat_j + T_j * div[:, 2 * dim + 1] * dt
+        v2, S2 = _heat_to_entropy(model, state, pairs, terms, dv_pair, heat_i, heat_j)
+        state = state._replace(v=v2, S=S2)
+
+    # (2) reversible part: symplectic Euler at fixed S, then energy projection.
+    present = torch.isfinite(state.q).all(-1)
+    U_now, _, P_now, _ = model.thermo(state.S, terms.V, second=False)
+    energy_before = model.total_energy(state.v, U_now.detach())
+    _, dw_dr = model.kernel_and_slope(terms.s)
+    F = bracket.conservative_force(P_now.detach(), terms.d, dw_dr.detach(), terms.e,
+                                   pairs.i, pairs.j)
+    v = state.v + F / model.mass * dt
+    moved = _advance_positions(model, state.q, v, box, state, dt)
+    if box.boundary == "periodic":
+        moved = _project_energy(model, moved, energy_before, present)
+    return moved
+
+
+def internal_energy_at(model: MetriplecticModel, state: State, box: Box) -> torch.Tensor:
+    """U_i (N,) of a state (NaN for absent particles)."""
+    pairs = _pairs(model, state, box)
+    _, s = model.pair_geometry(pairs)
+    w = model.kernel(s)
+    d = bracket.density(w, model.self_weight(state.v), pairs.i, pairs.j, state.v.shape[0])
+    return model.internal_energy(state.S, 1.0 / d)
+
+
+def _project_energy(model: MetriplecticModel, state: State, energy: torch.Tensor,
+                    present: torch.Tensor) -> State:
+    pairs = state.pairs
+    _, s = model.pair_geometry(pairs)
+    w = model.kernel(s)
+    d = bracket.density(w, model.self_weight(state.v), pairs.i, pairs.j, state.v.shape[0])
+    U = model.internal_energy(state.S, 1.0 / d)
+    v = state.v
+    mean = v[present].mean(0)
+    peculiar = v - mean
+    kinetic_rel = 0.5 * model.mass * torch.nansum(peculiar * peculiar)
+    kinetic_needed = energy - torch.nansum(U) - 0.5 * model.mass * present.sum() * (mean @ mean)
+    if kinetic_needed <= 0 or kinetic_rel <= 0:
+        raise FloatingPointError(
+            "exact-energy step: the reversible step's energy error exceeds the peculiar "
+            "kinetic energy; reduce dt"
+        )
+    factor = torch.sqrt(kinetic_needed / kinetic_rel)
+    return state._replace(v=mean + factor * peculiar)

@@ -1,0 +1,330 @@
+"""The learned metriplectic particle model of shared/method.md, as a torch module.
+
+The module only holds the learned functions and the data scales; every physical quantity is
+computed by the pure functions of :mod:`ddpd.model.bracket`, :mod:`ddpd.model.noise`,
+:mod:`ddpd.model.teacher` and :mod:`ddpd.model.likelihood`, and the steppers live in
+:mod:`ddpd.model.integrate`.
+
+Scales (from the training split, see :mod:`ddpd.coarse.dataset`): sigma_v (speed), m (mass),
+e0 = m sigma_v^2 (energy), dt. U = e0 u(S, -V d_ref) with u input-convex; T = dU/dS is of
+order e0 and k_B = exp(log_k_B) starts at 1 so that k_B T ~ m sigma_v^2 (equipartition).
+Friction amplitudes start at values estimated from the velocity-increment variance of the
+data (:func:`ddpd.coarse.dataset.friction_scales`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ddpd.model import bracket
+from ddpd.model.likelihood import gaussian_nll
+from ddpd.model.nets import MLP, ConvexIncreasing
+from ddpd.model.teacher import teacher_entropy
+from ddpd.space.neighbours import Pairs
+
+
+class Terms(NamedTuple):
+    """Everything the dynamics needs at one state (N particles, P pairs, D dimensions).
+
+    Attributes:
+        e: (P, D) unit vectors r_ij / r.   s: (P,) r / h.   v_ij: (P, D) relative velocity.
+        w: (P,) kernel.   d: (N,) density.   V: (N,) specific volume 1/d.
+        U: (N,) internal energy.   T: (N,) temperature dU/dS.   P: (N,) pressure -dU/dV.
+        dT: (N,) d^2U/dS^2.   F: (N, D) conservative force.
+        A, B, C: (P,) pair friction amplitudes.
+        M: (P, 2D+2, 2D+2) pair friction blocks over (v_i, v_j, S_i, S_j).
+        drift_M: (P, 2D+2) M dS per pair.   drift_div: (P, 2D+2) k_B div M per pair (or None).
+    """
+
+    e: torch.Tensor
+    s: torch.Tensor
+    v_ij: torch.Tensor
+    w: torch.Tensor
+    d: torch.Tensor
+    V: torch.Tensor
+    U: torch.Tensor
+    T: torch.Tensor
+    P: torch.Tensor
+    dT: torch.Tensor
+    F: torch.Tensor
+    A: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    M: torch.Tensor
+    drift_M: torch.Tensor
+    drift_div: torch.Tensor | None
+
+
+class Snapshot(NamedTuple):
+    """One scored snapshot pair (x_t, x_{t+dt}) of whole frames.
+
+    Attributes:
+        v0: (N0, D) velocities at t of the particles present at t.
+        pairs0: neighbour pairs at t (indices into v0).
+        v1: (N1, D) velocities at t + dt of the particles present then.
+        pairs1: neighbour pairs at t + dt.
+        idx0: (K,) scored particles (present at both times, interior) as rows of v0.
+        idx1: (K,) the same particles as rows of v1.
+    """
+
+    v0: torch.Tensor
+    pairs0: Pairs
+    v1: torch.Tensor
+    pairs1: Pairs
+    idx0: torch.Tensor
+    idx1: torch.Tensor
+
+
+class MetriplecticModel(nn.Module):
+    """Learned w(r), U(S, V), friction amplitudes a, b, c and the entropy teacher.
+
+    Args (all saved in :attr:`hparams`): dim, cutoff (h), width, depth, teacher_features,
+    mass, learn_mass, speed_scale (sigma_v), dt, friction (A0, B0, C0 initial pair
+    amplitudes), d_ref (typical density), delta_v_scale (residual scale of dv), jitter.
+    """
+
+    def __init__(self, dim: int, cutoff: float, width: int, depth: int, teacher_features: int,
+                 mass: float, learn_mass: bool, speed_scale: float, dt: float,
+                 friction: tuple[float, float, float], d_ref: float, delta_v_scale: float,
+                 jitter: float = 1e-4):
+        super().__init__()
+        self.hparams = dict(
+            dim=dim, cutoff=cutoff, width=width, depth=depth, teacher_features=teacher_features,
+            mass=mass, learn_mass=learn_mass, speed_scale=speed_scale, dt=dt,
+            friction=list(friction), d_ref=d_ref, delta_v_scale=delta_v_scale, jitter=jitter,
+        )
+        self.dim = dim
+        self.cutoff = cutoff
+        self.speed_scale = speed_scale
+        self.energy_scale = mass * speed_scale**2
+        self.d_ref = d_ref
+        self.jitter = jitter
+        self.delta_v_scale = delta_v_scale
+        log_m = torch.tensor(math.log(mass))
+        if learn_mass:
+            self.log_mass = nn.Parameter(log_m)
+        else:
+            self.register_buffer("log_mass", log_m)
+        self.log_k_B = nn.Parameter(torch.tensor(0.0))
+        self.kernel_net = MLP(1, 1, width, depth)
+        self.energy_net = ConvexIncreasing(2, width, depth)
+        self.friction_net = MLP(2, 3, width, depth)
+        self.register_buffer("log_amp0", 0.5 * torch.log(torch.tensor(friction)))
+        self.phi = MLP(3, teacher_features, width, depth, zero_last=False)
+        self.g = MLP(teacher_features, 1, width, depth, zero_last=False)
+
+    # -- learned functions -------------------------------------------------------------
+    @property
+    def mass(self) -> torch.Tensor:
+        return torch.exp(self.log_mass)
+
+    @property
+    def k_B(self) -> torch.Tensor:
+        return torch.exp(self.log_k_B)
+
+    def log_kernel_shape(self, s: torch.Tensor) -> torch.Tensor:
+        return self.kernel_net(s[..., None])[..., 0]
+
+    def kernel(self, s: torch.Tensor) -> torch.Tensor:
+        """w(s) (dimensionless), s = r/h in [0, 1)."""
+        return bracket.kernel(s, self.log_kernel_shape(s))
+
+    def internal_energy(self, S: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """U(S, V) in energy units (e0 = m sigma_v^2)."""
+        x = torch.stack([S, -V * self.d_ref], dim=-1)
+        return self.energy_scale * self.energy_net(x)
+
+    def amplitudes(self, s: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+        """Per-particle factors (a, b, c)(s, T), (..., 3); A_ij = a_i a_j (1 - s^2)."""
+        x = torch.stack([s, T / self.energy_scale], dim=-1)
+        return torch.exp(self.friction_net(x) + self.log_amp0)
+
+    def thermo(self, S: torch.Tensor, V: torch.Tensor, second: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """U, T = dU/dS, P = -dU/dV and dT/dS = d^2U/dS^2 per particle (autograd)."""
+        keep_graph = second or torch.is_grad_enabled()
+        with torch.enable_grad():
+            S_in = S if S.requires_grad else S.detach().requires_grad_(True)
+            V_in = V if V.requires_grad else V.detach().requires_grad_(True)
+            U = self.internal_energy(S_in, V_in)
+            dU_dS, dU_dV = torch.autograd.grad(U.sum(), (S_in, V_in), create_graph=keep_graph)
+            dT = None
+            if second:
+                (dT,) = torch.autograd.grad(dU_dS.sum(), S_in, create_graph=True)
+        return U, dU_dS, -dU_dV, dT
+
+    def kernel_and_slope(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """w(s) and dw/dr = (dw/ds) / h per pair."""
+        with torch.enable_grad():
+            s_in = s.detach().requires_grad_(True)
+            w = self.kernel(s_in)
+            (dw_ds,) = torch.autograd.grad(w.sum(), s_in, create_graph=True)
+        return w, dw_ds / self.cutoff
+
+    def self_weight(self, like: torch.Tensor) -> torch.Tensor:
+        return self.kernel(torch.zeros((), dtype=like.dtype, device=like.device))
+
+    # -- physics at a state ------------------------------------------------------------
+    def pair_geometry(self, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
+        r = torch.sqrt((pairs.r * pairs.r).sum(-1))
+        return pairs.r / r[:, None], r / self.cutoff
+
+    def entropy(self, v: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+        """Teacher entropy S (N,) of one configuration (method.md §4)."""
+        e, s = self.pair_geometry(pairs)
+        w = self.kernel(s)
+        v_ij = v[pairs.i] - v[pairs.j] + pairs.jump
+        return teacher_entropy(s, e, v_ij, w, self.self_weight(v), pairs.i, pairs.j,
+                               v.shape[0], self.phi, self.g, self.speed_scale)
+
+    def evaluate(self, v: torch.Tensor, S: torch.Tensor, pairs: Pairs,
+                 with_divergence: bool = True, reference: bool = False) -> Terms:
+        """All terms of the dynamics at state (v, S) with neighbour pairs ``pairs``.
+
+        ``reference=True`` takes the blocks and div M by jacfwd + vmap of
+        :func:`bracket.pair_block` (slow; the tests' reference); otherwise closed forms.
+        """
+        n = v.shape[0]
+        i, j = pairs.i, pairs.j
+        e, s = self.pair_geometry(pairs)
+        w, dw_dr = self.kernel_and_slope(s)
+        d = bracket.density(w, self.self_weight(v), i, j, n)
+        V = 1.0 / d
+        U, T, P, dT = self.thermo(S, V)
+        F = bracket.conservative_force(P, d, dw_dr, e, i, j)
+        mass = self.mass
+        v_ij = v[i] - v[j] + pairs.jump
+        amp, amp_di, amp_dj = bracket.pair_amplitudes_and_slopes(s, T[i], T[j], self.amplitudes)
+        if reference:
+            M, div = bracket.pair_blocks_and_divergence(
+                v[i], v[j], T[i], T[j], dT[i], dT[j], e, s, pairs.jump, mass, self.amplitudes,
+                with_divergence=with_divergence,
+            )
+        else:
+            M = bracket.pair_blocks(v_ij, e, amp, T[i], T[j], mass)
+            div = None
+            if with_divergence:
+                div = bracket.pair_divergence(v_ij, e, amp, amp_di, amp_dj, T[i], T[j], dT[i],
+                                              dT[j], mass)
+        A, B, C = amp.unbind(-1)
+        drift_M = bracket.entropy_gradient_drift(M)
+        drift_div = None if div is None else self.k_B * div
+        return Terms(e, s, v_ij, w, d, V, U, T, P, dT, F, A, B, C, M, drift_M, drift_div)
+
+    def drift(self, v: torch.Tensor, terms: Terms, pairs: Pairs) -> torch.Tensor:
+        """Mean rate of change of (v, S): (N, D+1) = F/m (v rows) + M dS + k_B div M."""
+        pair_drift = terms.drift_M if terms.drift_div is None else terms.drift_M + terms.drift_div
+        out = bracket.scatter_pair_vectors(pair_drift, pairs.i, pairs.j, v.shape[0])
+        return out + torch.cat([terms.F / self.mass, torch.zeros_like(out[:, -1:])], dim=1)
+
+    def total_energy(self, v: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        """E = sum_i m |v_i|^2 / 2 + U_i over present particles."""
+        kinetic = 0.5 * self.mass * (v * v).sum(-1)
+        return torch.nansum(kinetic + U)
+
+    # -- learning ----------------------------------------------------------------------
+    def nll(self, snap: Snapshot, dt: float, mean_only: bool = False,
+            equipartition: float = 0.0) -> torch.Tensor:
+        """Per-particle Gaussian NLL of the (v, S) increment, summed over scored particles.
+
+        Returns the sum (a 0-d tensor); divide by the number of scored particles for a mean.
+        ``mean_only``: the warm-up loss of staged training, sum |r_v / sigma_dv|^2 of the
+        velocity residuals only (fits the conservative force and the mean friction before
+        the noise amplitudes are trusted to explain what is left).
+        ``equipartition`` > 0 adds, per scored particle, equipartition * log(k_B <T> /
+        (m <|v - <v>|^2> / D))^2 for each frame: a prior for equilibrium data that ties the
+        fluctuation-dissipation temperature to the kinetic temperature (the NLL alone leaves
+        it poorly determined when the friction signal is weak; see bench/model.md).
+        """
+        S0 = self.entropy(snap.v0, snap.pairs0)
+        S1 = self.entropy(snap.v1, snap.pairs1)
+        terms = self.evaluate(snap.v0, S0, snap.pairs0)
+        drift = self.drift(snap.v0, terms, snap.pairs0)
+        x0 = torch.cat([snap.v0, S0[:, None]], dim=1)[snap.idx0]
+        x1 = torch.cat([snap.v1, S1[:, None]], dim=1)[snap.idx1]
+        residual = x1 - x0 - drift[snap.idx0] * dt
+        if equipartition > 0:
+            # prior: k_B <T> = m <|v - <v>|^2> / D on the frame (equilibrium data)
+            peculiar = snap.v0 - snap.v0.mean(0)
+            kinetic = self.mass * (peculiar * peculiar).sum(-1).mean() / self.dim
+            gap = torch.log(self.k_B * terms.T.mean() / kinetic)
+            prior = equipartition * len(snap.idx0) * gap * gap
+        else:
+            prior = torch.zeros((), dtype=residual.dtype, device=residual.device)
+        if mean_only:
+            return ((residual[:, : self.dim] / self.delta_v_scale) ** 2).sum() + prior
+        Mii = bracket.diagonal_blocks(terms.M, snap.pairs0.i, snap.pairs0.j, snap.v0.shape[0])
+        cov = 2.0 * self.k_B * dt * Mii[snap.idx0]
+        scale = torch.ones(self.dim + 1, dtype=residual.dtype, device=residual.device)
+        scale[: self.dim] = self.delta_v_scale
+        return gaussian_nll(residual, cov, scale, self.jitter).sum() + prior
+
+    # -- construction and the model protocol (ddpd.model.api) ---------------------------
+    @classmethod
+    def build(cls, stats: dict, params: dict) -> MetriplecticModel:
+        """A fresh model from dataset statistics and the ``train.model`` section."""
+        from ddpd.coarse.dataset import cutoff_for_neighbours
+        from ddpd.model.params import ModelParams, parse_params
+
+        p = parse_params(ModelParams, params, "train.model")
+        cutoff = p.cutoff or cutoff_for_neighbours(stats["number_density"], stats["dim"],
+                                                   p.target_neighbours)
+        model = cls(
+            dim=stats["dim"], cutoff=float(cutoff), width=p.width, depth=p.depth,
+            teacher_features=p.teacher_features, mass=stats["mass"], learn_mass=p.learn_mass,
+            speed_scale=stats["speed_scale"], dt=stats["dt"], friction=tuple(stats["friction"]),
+            d_ref=stats["d_ref"], delta_v_scale=stats["delta_v_scale"], jitter=p.jitter,
+        )
+        model.hparams["dtype"] = p.dtype
+        # Equipartition at the start: k_B T(S=0, V=1/d_ref) = m sigma_v^2.
+        with torch.no_grad():
+            _, T0, _, _ = model.thermo(torch.zeros(1), torch.full((1,), 1.0 / model.d_ref),
+                                       second=False)
+            model.log_k_B.fill_(math.log(model.energy_scale / float(T0[0])))
+        return model.to(torch.float64 if p.dtype == "float64" else torch.float32)
+
+    @classmethod
+    def from_hparams(cls, hparams: dict) -> MetriplecticModel:
+        """Rebuild (untrained) from :attr:`hparams`; then load_state_dict."""
+        h = dict(hparams)
+        dtype = h.pop("dtype", "float32")
+        h["friction"] = tuple(h["friction"])
+        model = cls(**h)
+        model.hparams["dtype"] = dtype
+        return model.to(torch.float64 if dtype == "float64" else torch.float32)
+
+    def init_state(self, q: torch.Tensor, v: torch.Tensor, box, t: float = 0.0,
+                   offset: float | None = None):
+        """Initial :class:`ddpd.model.integrate.State` (S from the teacher)."""
+        from ddpd.model.integrate import init_state
+
+        return init_state(self, q, v, box, t, offset)
+
+    def step(self, state, box, dt: float, generator: torch.Generator | None,
+             integrator: str = "exact_energy"):
+        """Advance ``state`` by dt with ``integrator`` 'euler' or 'exact_energy'."""
+        from ddpd.model.integrate import euler_step, exact_energy_step
+
+        if integrator == "euler":
+            return euler_step(self, state, box, dt, generator)
+        if integrator == "exact_energy":
+            return exact_energy_step(self, state, box, dt, generator)
+        raise ValueError(f"rollout.integrator: expected 'euler' or 'exact_energy', got "
+                         f"{integrator!r}")
+
+    @torch.no_grad()
+    def observables(self, state, box) -> dict[str, torch.Tensor]:
+        """entropy (N,), total_energy, total_entropy () and total_momentum (D,)."""
+        from ddpd.model.integrate import internal_energy_at
+
+        U = internal_energy_at(self, state, box)
+        return dict(
+            entropy=state.S,
+            total_energy=self.total_energy(state.v, U),
+            total_entropy=torch.nansum(state.S),
+            total_momentum=self.mass * torch.nansum(state.v, dim=0),
+        )

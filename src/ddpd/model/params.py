@@ -1,0 +1,57 @@
+"""Parameter dataclasses of the model, dataset, training and rollout sections.
+
+Each public entry function takes ``params: dict`` (its config section) and validates it with
+:func:`parse_params`: unknown keys and bad values raise ValueError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ddpd.params import is_number, parse_params, require
+
+__all__ = ["ModelParams", "is_number", "parse_params", "require"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+    """Hyperparameters of the metriplectic model (section ``train.model``).
+
+    Attributes:
+        cutoff: interaction range h (data length units); null -> chosen from the training
+            density so that a particle has ``target_neighbours`` neighbours on average.
+        target_neighbours: mean neighbour count used when ``cutoff`` is null (default 8).
+        width: hidden width of every network (default 32).
+        depth: hidden layers of every network (default 2).
+        teacher_features: width k of the teacher's pair feature phi (default 8).
+        dtype: ``float32`` (default) or ``float64``.
+        learn_mass: learn log m instead of taking the trajectory's mass (default false).
+        jitter: dimensionless variance added to each covariance in the likelihood (1e-4).
+    """
+
+    cutoff: float | None = None
+    target_neighbours: float = 8.0
+    width: int = 32
+    depth: int = 2
+    teacher_features: int = 8
+    dtype: str = "float32"
+    learn_mass: bool = False
+    jitter: float = 1e-4
+
+    def __post_init__(self) -> None:
+        s = "model"
+        if self.cutoff is not None:
+            require(is_number(self.cutoff) and self.cutoff > 0, s, "cutoff",
+                  "a positive length or null", self.cutoff)
+        require(is_number(self.target_neighbours) and self.target_neighbours > 0, s,
+              "target_neighbours", "a positive number", self.target_neighbours)
+        for key in ("width", "depth", "teacher_features"):
+            value = getattr(self, key)
+            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, s, key,
+                  "a positive integer", value)
+        require(self.dtype in ("float32", "float64"), s, "dtype", "'float32' or 'float64'",
+              self.dtype)
+        require(isinstance(self.learn_mass, bool), s, "learn_mass", "true or false",
+              self.learn_mass)
+        require(is_number(self.jitter) and self.jitter >= 0, s, "jitter", "a number >= 0",
+              self.jitter)

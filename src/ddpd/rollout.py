@@ -1,0 +1,187 @@
+"""Rollouts of a trained model from test-split initial states (shared/method.md §3-5).
+
+``rollout(model_dir, dataset, params, out)`` starts from the first frame of test trajectory
+k (k = 0 .. n_rollouts-1; S from the entropy teacher at t = 0 only) and integrates
+``n_steps`` steps of the dataset's dt with the chosen integrator. Output:
+
+* ``n_rollouts == 1``: ``out`` is one H5MD trajectory file;
+* ``n_rollouts > 1``: ``out`` is a folder with ``rollout_000.h5``, ``rollout_001.h5``, ...
+
+Each file has positions (wrapped) with image counts, velocities, the box of the data, the
+model's mass, observables ``entropy`` (T, N), ``total_energy``, ``total_entropy`` (T,),
+``total_momentum`` (T, D), and for sheared boxes ``lees_edwards_offset`` (T,) advancing as
+shear_rate * L_y * t from the data's initial offset. Open boxes (video): particles present
+and interior in the first frame are evolved; all others are prescribed from the data at every
+step (absent ones are NaN), so n_steps may not exceed the test trajectory's length.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ddpd.coarse.dataset import load_dataset
+from ddpd.io import Trajectory, write_trajectory
+from ddpd.model.api import load_model
+from ddpd.params import parse_params, require
+from ddpd.space.neighbours import neighbour_pairs
+from ddpd.train import resolve_device
+
+
+@dataclass(frozen=True)
+class RolloutParams:
+    """Section ``rollout``.
+
+    Attributes:
+        n_steps: number of steps of the dataset's dt; null = as many as the test
+            trajectory has (same time window as the data, for the statistics) (null).
+        integrator: "exact_energy" (default) or "euler".
+        seed: seed of the noise (0).
+        save_every: write every this many steps (10).
+        n_rollouts: number of test trajectories to start from (1).
+        device: "auto", "cpu" or "cuda" ("auto").
+        threads: torch CPU threads; null = leave as set (null).
+    """
+
+    n_steps: int | None = None
+    integrator: str = "exact_energy"
+    seed: int = 0
+    save_every: int = 10
+    n_rollouts: int = 1
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        s = "rollout"
+        for key in ("n_steps", "save_every", "n_rollouts"):
+            value = getattr(self, key)
+            if key == "n_steps" and value is None:
+                continue
+            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, s, key,
+                  "a positive integer", value)
+        require(self.integrator in ("exact_energy", "euler"), s, "integrator",
+              "'exact_energy' or 'euler'", self.integrator)
+        require(isinstance(self.seed, int), s, "seed", "an integer", self.seed)
+        require(self.device in ("auto", "cpu", "cuda"), s, "device", "'auto', 'cpu' or 'cuda'",
+              self.device)
+        if self.threads is not None:
+            require(isinstance(self.threads, int) and self.threads >= 1, s, "threads",
+                  "a positive integer or null", self.threads)
+
+
+def _prescribe(model, state, traj, frame: int, fixed: torch.Tensor, box):
+    """Overwrite the non-evolved particles with the data of ``frame`` (open boxes)."""
+    dtype, dev = state.q.dtype, state.q.device
+    q = state.q.clone()
+    v = state.v.clone()
+    S = state.S.clone()
+    q[fixed] = torch.as_tensor(traj.position[frame], dtype=dtype, device=dev)[fixed]
+    v[fixed] = torch.as_tensor(traj.velocity[frame], dtype=dtype, device=dev)[fixed]
+    # absent = no finite position or velocity in the data (e.g. a track's first frame)
+    absent = fixed & ~torch.as_tensor(traj.present[frame], device=dev)
+    q[absent] = torch.nan
+    v[absent] = torch.nan
+    pairs = neighbour_pairs(q, box, model.cutoff, state.offset)
+    with torch.no_grad():
+        S_data = model.entropy(torch.nan_to_num(v), pairs)
+    S[fixed] = S_data[fixed]
+    S[absent] = torch.nan
+    return state._replace(q=q, v=v, S=S, pairs=pairs)
+
+
+def run_one(model, data, k: int, p: RolloutParams, dev: torch.device) -> Trajectory:
+    """One rollout from the first frame of test trajectory ``k``."""
+    box = data.box
+    dt = float(data.stats["dt"])
+    traj = data.splits["test"][k]
+    dtype = next(model.parameters()).dtype
+    q0 = torch.as_tensor(traj.position[0], dtype=dtype, device=dev)
+    v0 = torch.as_tensor(traj.velocity[0], dtype=dtype, device=dev)
+    fixed = torch.zeros(len(q0), dtype=torch.bool, device=dev)
+    n_steps = p.n_steps if p.n_steps is not None else len(traj.time) - 1
+    if box.boundary == "open":
+        if n_steps > len(traj.time) - 1:
+            raise ValueError(
+                f"rollout.n_steps {n_steps} exceeds the {len(traj.time) - 1} steps of test "
+                f"trajectory {traj.source} (open boxes prescribe exterior particles from data)")
+        fixed = torch.as_tensor(~(traj.present[0] & ~traj.exterior[0]), device=dev)
+    else:
+        if not traj.present[0].all():
+            raise ValueError(f"{traj.source}: particles absent in the first frame of a "
+                             "periodic box")
+    v0 = torch.where(fixed[:, None], torch.nan_to_num(v0), v0)
+    state = model.init_state(q0, v0, box, t=float(traj.time[0]), offset=float(traj.offset[0]))
+    if box.boundary == "open":
+        state = _prescribe(model, state, traj, 0, fixed, box)
+    gen = torch.Generator(device=dev).manual_seed(p.seed + k)
+    frames: dict[str, list] = {key: [] for key in (
+        "position", "velocity", "image", "time", "offset", "entropy", "total_energy",
+        "total_entropy", "total_momentum")}
+
+    def record(s):
+        obs = model.observables(s, box)
+        frames["position"].append(s.q.cpu().double().numpy())
+        frames["velocity"].append(s.v.cpu().double().numpy())
+        frames["image"].append(s.image.cpu().numpy())
+        frames["time"].append(s.t)
+        frames["offset"].append(s.offset)
+        for key in ("entropy", "total_energy", "total_entropy", "total_momentum"):
+            frames[key].append(obs[key].detach().cpu().double().numpy())
+
+    record(state)
+    for step in tqdm(range(1, n_steps + 1), desc=f"rollout {k}"):
+        state = model.step(state, box, dt, gen, p.integrator)
+        if box.boundary == "open":
+            state = _prescribe(model, state, traj, step, fixed, box)
+        if not bool(torch.isfinite(state.v[~fixed]).all()):
+            raise FloatingPointError(f"rollout {k} diverged at step {step}")
+        if step % p.save_every == 0:
+            record(state)
+    observables = {key: np.asarray(frames[key]) for key in
+                   ("entropy", "total_energy", "total_entropy", "total_momentum")}
+    if box.boundary == "lees-edwards":
+        observables["lees_edwards_offset"] = np.asarray(frames["offset"])
+    image_out = None if box.boundary == "open" else np.asarray(frames["image"])
+    steps = np.arange(0, n_steps + 1, p.save_every)[: len(frames["time"])]
+    return Trajectory(
+        position=np.asarray(frames["position"]), velocity=np.asarray(frames["velocity"]),
+        time=np.asarray(frames["time"]), box=box, step=steps, image=image_out,
+        mass=float(model.mass), observables=observables,
+        metadata=dict(source=traj.source, integrator=p.integrator, seed=p.seed + k,
+                      n_steps=n_steps, dt=dt, kind="rollout"),
+    )
+
+
+def rollout(model_dir: Path, dataset: Path, params: dict, out: Path) -> None:
+    """Roll the trained model out from test-split initial states (module docstring)."""
+    p = parse_params(RolloutParams, params, "rollout")
+    if p.threads is not None:
+        torch.set_num_threads(p.threads)
+    dev = resolve_device(p.device)
+    model = load_model(Path(model_dir), dev)
+    model.eval()
+    data = load_dataset(Path(dataset))
+    tests = data.splits.get("test", [])
+    if len(tests) < p.n_rollouts:
+        raise ValueError(f"rollout.n_rollouts {p.n_rollouts} exceeds the {len(tests)} test "
+                         f"trajectories of {dataset}")
+    out = Path(out)
+    if p.n_rollouts == 1:
+        write_trajectory(out, run_one(model, data, 0, p, dev), overwrite=True)
+        return
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for k in range(p.n_rollouts):
+            write_trajectory(tmp_dir / f"rollout_{k:03d}.h5", run_one(model, data, k, p, dev))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp_dir.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise

@@ -1,0 +1,234 @@
+"""Training loop: per-particle Gaussian NLL, Adam, validation-based selection, checkpoints.
+
+``train(dataset, params, out_dir, device)`` fits a model of kind ``params['kind']`` (see
+:mod:`ddpd.model.api`) to the snapshot pairs of the dataset's train split
+(shared/method.md §4), selects the epoch with the lowest validation NLL (validation split
+only; the test split is never read here), stops early after ``patience`` epochs without
+improvement or after ``max_wall_minutes``, and writes to ``out_dir``:
+
+* ``model.pt``: state dict of the selected model (``torch.load(weights_only=True)``);
+* ``hparams.json``: {"kind", "hparams", "dataset_stats", "train_params", "best_epoch"};
+* ``learning_curve.csv``: epoch, wall_s, train_nll, validation_nll (per scored particle);
+* ``checkpoint.pt``: the state after the last finished epoch (model, optimiser, scheduler,
+  RNG, best state, curve). Restarting after a kill resumes from it, and because every epoch
+  draws its order from a saved generator the result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ddpd.coarse.dataset import collate, load_dataset, snapshots
+from ddpd.io import atomic_path
+from ddpd.model.api import model_class
+from ddpd.params import is_number, parse_params, require
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Section ``train``.
+
+    Attributes:
+        kind: model kind registered in ddpd.model.api.MODEL_KINDS ("metriplectic").
+        model: the model's own section (for "metriplectic": ddpd.model.params.ModelParams).
+        epochs: maximum number of epochs (40).
+        batch_frames: snapshot pairs (whole frames) per optimiser step (4).
+        frames_per_epoch: snapshot pairs drawn per epoch; null = all (null).
+        validation_frames: validation snapshot pairs used (evenly spaced); null = all (null).
+        lr: Adam learning rate (3e-3).
+        schedule: "cosine" (to lr/20 over ``epochs``) or "constant" ("cosine").
+        warmup_epochs: staged training: the first epochs fit only the mean velocity
+            increment (conservative force + friction drift, squared error); the Gaussian
+            NLL follows. Patience does not count during warm-up (3).
+        equipartition: weight of the equipartition prior in the training loss (see
+            MetriplecticModel.nll); 0 = off. For equilibrium (rest) data; validation and model
+            selection always use the plain NLL (0).
+        patience: stop after this many epochs without a better validation NLL (8).
+        grad_clip: max gradient norm (10).
+        seed: seed of the initialisation and the batch order (0).
+        max_wall_minutes: stop (after the current epoch) past this wall time (15).
+        device: "auto" (CUDA if present), "cpu" or "cuda"; overridden by the argument.
+        threads: torch CPU threads; null = leave as set by OMP_NUM_THREADS (null).
+    """
+
+    kind: str = "metriplectic"
+    model: dict = field(default_factory=dict)
+    epochs: int = 40
+    batch_frames: int = 4
+    frames_per_epoch: int | None = None
+    validation_frames: int | None = None
+    lr: float = 3e-3
+    schedule: str = "cosine"
+    warmup_epochs: int = 3
+    equipartition: float = 0.0
+    patience: int = 8
+    grad_clip: float = 10.0
+    seed: int = 0
+    max_wall_minutes: float = 15.0
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        s = "train"
+        require(isinstance(self.model, dict), s, "model", "a mapping", self.model)
+        for key in ("epochs", "batch_frames", "patience"):
+            value = getattr(self, key)
+            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, s, key,
+                  "a positive integer", value)
+        for key in ("frames_per_epoch", "validation_frames", "threads"):
+            value = getattr(self, key)
+            if value is not None:
+                require(isinstance(value, int) and value >= 1, s, key,
+                      "a positive integer or null", value)
+        require(isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0, s,
+              "warmup_epochs", "an integer >= 0", self.warmup_epochs)
+        require(is_number(self.equipartition) and self.equipartition >= 0, s, "equipartition",
+              "a number >= 0", self.equipartition)
+        require(is_number(self.lr) and self.lr > 0, s, "lr", "a positive number", self.lr)
+        require(self.schedule in ("cosine", "constant"), s, "schedule",
+              "'cosine' or 'constant'", self.schedule)
+        require(is_number(self.grad_clip) and self.grad_clip > 0, s, "grad_clip",
+              "a positive number", self.grad_clip)
+        require(isinstance(self.seed, int), s, "seed", "an integer", self.seed)
+        require(is_number(self.max_wall_minutes) and self.max_wall_minutes > 0, s,
+              "max_wall_minutes", "a positive number", self.max_wall_minutes)
+        require(self.device in ("auto", "cpu", "cuda"), s, "device", "'auto', 'cpu' or 'cuda'",
+              self.device)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(device)
+
+
+def mean_nll(model, snaps, dt: float, batch_frames: int) -> float:
+    """NLL per scored particle over ``snaps`` (no parameter gradients)."""
+    total, count = 0.0, 0
+    for start in range(0, len(snaps), batch_frames):
+        batch = collate(snaps[start:start + batch_frames])
+        with torch.no_grad():
+            total += float(model.nll(batch, dt))
+        count += len(batch.idx0)
+    return total / max(count, 1)
+
+
+def _write_outputs(out_dir: Path, info: dict, best_state: dict, curve: list) -> None:
+    with atomic_path(out_dir / "model.pt") as tmp:
+        torch.save(best_state, tmp)
+    with atomic_path(out_dir / "hparams.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    with atomic_path(out_dir / "learning_curve.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", "wall_s", "train_nll", "validation_nll"])
+        writer.writerows(curve)
+
+
+def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> None:
+    """Fit a model to ``dataset`` (see the module docstring for outputs)."""
+    p = parse_params(TrainParams, params, "train")
+    dev = resolve_device(device if device != "auto" else p.device)
+    if p.threads is not None:
+        torch.set_num_threads(p.threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(Path(dataset))
+    stats = data.stats
+    dt = float(stats["dt"])
+
+    torch.manual_seed(p.seed)
+    model = model_class(p.kind).build(stats, p.model).to(dev)
+    dtype = next(model.parameters()).dtype
+    cutoff = float(model.hparams.get("cutoff", stats["cutoff"]))
+    train_snaps = snapshots(data, "train", cutoff, dtype, str(dev))
+    val_snaps = snapshots(data, "validation", cutoff, dtype, str(dev))
+    if not train_snaps or not val_snaps:
+        raise ValueError(f"{dataset}: train and validation splits need scored snapshot pairs")
+    if p.validation_frames is not None and len(val_snaps) > p.validation_frames:
+        pick = torch.linspace(0, len(val_snaps) - 1, p.validation_frames).round().long()
+        val_snaps = [val_snaps[int(k)] for k in pick]
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=p.lr)
+    if p.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, p.epochs,
+                                                               eta_min=p.lr / 20)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda _: 1.0)
+    order_gen = torch.Generator().manual_seed(p.seed)
+    info = dict(kind=p.kind, hparams=model.hparams, dataset_stats=stats,
+                train_params=dataclasses.asdict(p), dataset=str(dataset))
+
+    epoch0, best, bad, curve, wall0 = 0, math.inf, 0, [], 0.0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    checkpoint = out_dir / "checkpoint.pt"
+    if checkpoint.is_file():
+        ck = torch.load(checkpoint, map_location=dev, weights_only=True)
+        if ck["info"] == json.dumps(info, sort_keys=True):
+            model.load_state_dict(ck["model"])
+            optimiser.load_state_dict(ck["optimiser"])
+            scheduler.load_state_dict(ck["scheduler"])
+            order_gen.set_state(ck["order_rng"])
+            torch.set_rng_state(ck["torch_rng"])
+            epoch0, best, bad, wall0 = ck["epoch"], ck["best"], ck["bad"], ck["wall_s"]
+            best_state, curve = ck["best_state"], [list(r) for r in ck["curve"]]
+            tqdm.write(f"resuming from {checkpoint} after epoch {epoch0}")
+    if epoch0 == 0:
+        curve.append([0, 0.0, math.nan, mean_nll(model, val_snaps, dt, p.batch_frames)])
+        best = curve[0][3]
+
+    start = time.perf_counter() - wall0
+    n_per_epoch = min(p.frames_per_epoch or len(train_snaps), len(train_snaps))
+    stopped = bad >= p.patience
+    for epoch in tqdm(range(epoch0 + 1, p.epochs + 1), desc="train", initial=epoch0,
+                      total=p.epochs, disable=stopped):
+        if stopped:
+            break
+        order = torch.randperm(len(train_snaps), generator=order_gen)[:n_per_epoch]
+        total, count = 0.0, 0
+        for b in range(0, n_per_epoch, p.batch_frames):
+            batch = collate([train_snaps[int(k)] for k in order[b:b + p.batch_frames]])
+            n_scored = len(batch.idx0)
+            extra = {"equipartition": p.equipartition} if p.equipartition > 0 else {}
+            loss = model.nll(batch, dt, mean_only=epoch <= p.warmup_epochs, **extra) / n_scored
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training NLL became {float(loss)} at epoch {epoch}")
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
+            optimiser.step()
+            total += loss.item() * n_scored
+            count += n_scored
+        scheduler.step()
+        val = mean_nll(model, val_snaps, dt, p.batch_frames)
+        wall = time.perf_counter() - start
+        curve.append([epoch, round(wall, 3), total / count, val])
+        if val < best:
+            best, bad = val, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch > p.warmup_epochs:
+            bad += 1
+        tqdm.write(f"epoch {epoch}: train {total / count:.4f} validation {val:.4f}")
+        with atomic_path(checkpoint) as tmp:
+            torch.save(dict(
+                info=json.dumps(info, sort_keys=True), model=model.state_dict(),
+                optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
+                order_rng=order_gen.get_state(), torch_rng=torch.get_rng_state(),
+                epoch=epoch, best=best, bad=bad, wall_s=wall, best_state=best_state,
+                curve=curve), tmp)
+        if bad >= p.patience or wall > 60 * p.max_wall_minutes:
+            break
+    info["best_validation_nll"] = best
+    info["best_epoch"] = int(min(curve, key=lambda r: r[3])[0])
+    _write_outputs(out_dir, info, best_state, curve)

@@ -1,0 +1,86 @@
+"""build_dataset / load_dataset / snapshots."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from ddpd.coarse.dataset import build_dataset, collate, load_dataset, snapshots
+
+from .synthetic import soft_sphere_langevin
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return [soft_sphere_langevin(tmp_path / f"run{k}.h5", seed=k, frames=12) for k in range(4)]
+
+
+def test_build_and_load(tmp_path, runs):
+    out = tmp_path / "ds.h5"
+    build_dataset({"train": runs[:2], "validation": [runs[2]], "test": [runs[3]]},
+                  {"stride": 2}, out)
+    data = load_dataset(out)
+    assert set(data.splits) == {"train", "validation", "test"}
+    assert len(data.splits["train"]) == 2
+    traj = data.splits["train"][0]
+    assert traj.position.shape == (6, 30, 2)
+    stats = data.stats
+    assert stats["dt"] == pytest.approx(2 * 5 * 0.01)
+    assert stats["mass"] == 2.0
+    # thermal speed scale of the train runs only, recomputed here
+    v = np.concatenate([t.velocity for t in data.splits["train"]])
+    peculiar = v - v.mean(1, keepdims=True)
+    assert stats["speed_scale"] == pytest.approx(np.sqrt((peculiar**2).sum(-1).mean() / 2))
+    # cutoff chosen for ~8 neighbours, and the measured mean count is near it
+    assert 5 < stats["mean_neighbours"] < 11
+    # statistics come from TRAIN only: changing validation leaves them unchanged
+    out2 = tmp_path / "ds2.h5"
+    build_dataset({"train": runs[:2], "validation": [runs[3]], "test": [runs[2]]},
+                  {"stride": 2}, out2)
+    assert load_dataset(out2).stats == stats
+    snaps = snapshots(data, "train", stats["cutoff"], torch.float64)
+    assert len(snaps) == 2 * 5
+    batch = collate(snaps[:3])
+    assert batch.v0.shape == (90, 2) and len(batch.idx0) == 90
+    assert int(batch.pairs0.i.max()) >= 60
+
+
+def test_open_box_masks(tmp_path):
+    runs = [soft_sphere_langevin(tmp_path / f"v{k}.h5", seed=k, frames=10, open_box=True)
+            for k in range(2)]
+    out = tmp_path / "ds.h5"
+    build_dataset({"train": [runs[0]], "validation": [runs[1]]}, {"exterior_margin": 0.5}, out)
+    data = load_dataset(out)
+    traj = data.splits["train"][0]
+    assert (~traj.present).any() and traj.exterior.any()
+    assert not (traj.exterior & ~traj.present).any()
+    snaps = snapshots(data, "train", data.stats["cutoff"], torch.float64)
+    for t, snap in enumerate(snaps):
+        rows0 = np.nonzero(traj.present[t])[0]
+        scored = rows0[snap.idx0.numpy()]
+        assert traj.present[t + 1, scored].all() and not traj.exterior[t, scored].any()
+        expected = traj.present[t] & traj.present[t + 1] & ~traj.exterior[t]
+        assert len(scored) == expected.sum()
+        torch.testing.assert_close(snap.v1[snap.idx1],
+                                   torch.as_tensor(traj.velocity[t + 1, scored]))
+
+
+def test_bad_input_is_named(tmp_path, runs):
+    out = tmp_path / "ds.h5"
+    with pytest.raises(ValueError, match="stride"):
+        build_dataset({"train": runs[:1], "validation": runs[1:2]}, {"stride": 0}, out)
+    with pytest.raises(ValueError, match="unknown key"):
+        build_dataset({"train": runs[:1], "validation": runs[1:2]}, {"strid": 2}, out)
+    with pytest.raises(ValueError, match="both split"):
+        build_dataset({"train": runs[:2], "validation": runs[1:2]}, {}, out)
+    with pytest.raises(ValueError, match="validation"):
+        build_dataset({"train": runs[:2]}, {}, out)
+    with pytest.raises(FileNotFoundError):
+        build_dataset({"train": [tmp_path / "nope.h5"], "validation": runs[1:2]}, {}, out)
+    assert not out.exists()
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.attrs["a"] = json.dumps({})
+    with pytest.raises(ValueError, match="not a ddpd dataset"):
+        load_dataset(tmp_path / "x.h5")

@@ -1,0 +1,124 @@
+"""rollout(): outputs, conservation records, sheared offsets, open boxes, bad params."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from coarse.synthetic import soft_sphere_langevin
+
+from ddpd.coarse.dataset import build_dataset, load_dataset
+from ddpd.io import read_trajectory, write_trajectory
+from ddpd.rollout import rollout
+from ddpd.space import Box
+from ddpd.train import train
+
+TRAIN = {"epochs": 1, "batch_frames": 4, "model": {"width": 8, "depth": 1,
+                                                   "teacher_features": 4, "dtype": "float64"}}
+
+
+def _sheared(path, out, rate=0.02):
+    traj = read_trajectory(path)
+    box = Box(edges=traj.box.edges, boundary="lees-edwards", shear_rate=rate)
+    offset = rate * box.edges[1] * traj.time + 1.5
+    traj = dataclasses.replace(traj, box=box, observables={"lees_edwards_offset": offset})
+    write_trajectory(out, traj)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rollout")
+    out = {}
+    for kind in ("periodic", "sheared", "open"):
+        runs = [soft_sphere_langevin(d / f"{kind}{k}.h5", n=30, seed=k, frames=15,
+                                     every=20 if kind == "open" else 5,
+                                     open_box=kind == "open") for k in range(4)]
+        if kind == "sheared":
+            runs = [_sheared(r, d / f"le{k}.h5") for k, r in enumerate(runs)]
+        ds = d / f"{kind}.h5"
+        build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+        train(ds, TRAIN, d / f"m_{kind}", device="cpu")
+        out[kind] = (ds, d / f"m_{kind}")
+    return out
+
+
+def test_periodic_exact_energy_rollout(trained, tmp_path):
+    ds, model = trained["periodic"]
+    out = tmp_path / "r.h5"
+    rollout(model, ds, {"n_steps": 20, "save_every": 5, "device": "cpu"}, out)
+    traj = read_trajectory(out)
+    assert traj.position.shape == (5, 30, 2)
+    assert traj.time[0] == 0.0 and np.isclose(traj.time[-1], 20 * load_dataset(ds).stats["dt"])
+    energy = traj.observables["total_energy"]
+    assert np.abs(energy - energy[0]).max() <= 1e-9 * abs(energy[0])
+    momentum = traj.observables["total_momentum"]
+    assert np.abs(momentum - momentum[0]).max() < 1e-10
+    assert traj.observables["entropy"].shape == (5, 30)
+    np.testing.assert_allclose(traj.observables["total_entropy"],
+                               traj.observables["entropy"].sum(1))
+    # unwrapped positions are continuous: steps of v dt, never a box length
+    jumps = np.abs(np.diff(traj.unwrapped_position(), axis=0)).max()
+    assert jumps < 0.5 * traj.box.edges[0]
+    # same seed, same rollout; other integrator differs
+    rollout(model, ds, {"n_steps": 20, "save_every": 5, "device": "cpu"}, tmp_path / "r2.h5")
+    np.testing.assert_array_equal(read_trajectory(tmp_path / "r2.h5").position, traj.position)
+    rollout(model, ds, {"n_steps": 20, "save_every": 5, "integrator": "euler", "device": "cpu"},
+            tmp_path / "e.h5")
+    euler = read_trajectory(tmp_path / "e.h5")
+    assert np.abs(euler.observables["total_momentum"] - momentum[0]).max() < 1e-10
+    assert not np.array_equal(euler.position, traj.position)
+
+
+def test_several_rollouts_go_to_a_folder(trained, tmp_path):
+    ds, model = trained["periodic"]
+    rollout(model, ds, {"n_steps": 4, "save_every": 2, "n_rollouts": 2, "device": "cpu"},
+            tmp_path / "many")
+    files = sorted((tmp_path / "many").iterdir())
+    assert [f.name for f in files] == ["rollout_000.h5", "rollout_001.h5"]
+    with pytest.raises(ValueError, match="n_rollouts"):
+        rollout(model, ds, {"n_rollouts": 3}, tmp_path / "x")
+
+
+def test_sheared_offsets_advance(trained, tmp_path):
+    ds, model = trained["sheared"]
+    rollout(model, ds, {"n_steps": 10, "save_every": 5, "device": "cpu"}, tmp_path / "s.h5")
+    traj = read_trajectory(tmp_path / "s.h5")
+    data = load_dataset(ds)
+    offset = traj.observables["lees_edwards_offset"]
+    start = data.splits["test"][0].offset[0]
+    expected = start + 0.02 * traj.box.edges[1] * (traj.time - traj.time[0])
+    np.testing.assert_allclose(offset, expected, rtol=1e-12)
+    assert traj.box.boundary == "lees-edwards" and traj.box.shear_rate == 0.02
+
+
+def test_open_box_prescribes_exterior_from_data(trained, tmp_path):
+    ds, model = trained["open"]
+    rollout(model, ds, {"n_steps": 14, "save_every": 1, "device": "cpu"}, tmp_path / "o.h5")
+    traj = read_trajectory(tmp_path / "o.h5")
+    test = load_dataset(ds).splits["test"][0]
+    fixed = ~(test.present[0] & ~test.exterior[0])
+    assert fixed.any() and (~fixed).any()
+    # tracks entering the view have a position but no velocity yet: treated as absent
+    entering = np.isfinite(test.position).all(-1) & ~test.present
+    assert entering[:15].any()
+    assert np.isnan(traj.position[entering[:15]]).all()
+    data = np.where(test.present[..., None], test.position, np.nan)[:15]
+    np.testing.assert_allclose(traj.position[:, fixed], data[:, fixed])
+    # evolved particles differ from the data
+    assert not np.allclose(traj.position[1:, ~fixed], test.position[1:15][:, ~fixed])
+    with pytest.raises(ValueError, match="n_steps"):
+        rollout(model, ds, {"n_steps": 100, "device": "cpu"}, tmp_path / "too_long.h5")
+    # n_steps null: the test trajectory's own length
+    rollout(model, ds, {"save_every": 7, "device": "cpu"}, tmp_path / "whole.h5")
+    np.testing.assert_allclose(read_trajectory(tmp_path / "whole.h5").time, test.time[::7])
+
+
+def test_bad_params(trained, tmp_path):
+    ds, model = trained["periodic"]
+    with pytest.raises(ValueError, match="rollout.integrator"):
+        rollout(model, ds, {"integrator": "rk4"}, tmp_path / "x.h5")
+    with pytest.raises(ValueError, match="unknown key"):
+        rollout(model, ds, {"steps": 3}, tmp_path / "x.h5")
+    with pytest.raises(FileNotFoundError, match="hparams.json"):
+        rollout(tmp_path, ds, {}, tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()

@@ -1,0 +1,98 @@
+"""train(): outputs, learning, seed determinism, resume after a kill."""
+
+import csv
+import json
+
+import pytest
+import torch
+from coarse.synthetic import soft_sphere_langevin
+
+import ddpd.train as train_module
+from ddpd.coarse.dataset import build_dataset, load_dataset, snapshots
+from ddpd.model.api import load_model
+from ddpd.train import train
+
+PARAMS = {"epochs": 4, "batch_frames": 3, "lr": 5e-3, "model": {"width": 8, "depth": 1,
+                                                                "teacher_features": 4}}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=25, seed=k, frames=25) for k in range(3)]
+    out = d / "ds.h5"
+    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, out)
+    return out
+
+
+def _curve(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_outputs_and_learning(dataset, tmp_path):
+    params = dict(PARAMS, epochs=8)
+    train(dataset, params, tmp_path / "m", device="cpu")
+    for name in ("model.pt", "hparams.json", "learning_curve.csv", "checkpoint.pt"):
+        assert (tmp_path / "m" / name).is_file()
+    rows = _curve(tmp_path / "m" / "learning_curve.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(9))
+    val = [float(r["validation_nll"]) for r in rows]
+    assert min(val[1:]) < val[0] - 0.3  # it learns
+    info = json.loads((tmp_path / "m" / "hparams.json").read_text())
+    assert info["best_epoch"] == min(range(9), key=lambda k: val[k])
+    # the saved model is the selected one and reloads with weights_only
+    model = load_model(tmp_path / "m")
+    data = load_dataset(dataset)
+    snaps = snapshots(data, "validation", model.cutoff)
+    nll = train_module.mean_nll(model, snaps, data.stats["dt"], 3)
+    assert nll == pytest.approx(min(val), rel=1e-4)
+
+
+def test_seed_determinism(dataset, tmp_path):
+    train(dataset, PARAMS, tmp_path / "a", device="cpu")
+    train(dataset, PARAMS, tmp_path / "b", device="cpu")
+    train(dataset, dict(PARAMS, seed=1), tmp_path / "c", device="cpu")
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    c = torch.load(tmp_path / "c" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_after_kill_gives_the_same_result(dataset, tmp_path, monkeypatch):
+    train(dataset, PARAMS, tmp_path / "full", device="cpu")
+    calls = {"n": 0}
+    original = train_module.mean_nll
+
+    def killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the validation after epoch 3 (call 1 is epoch 0)
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "mean_nll", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, PARAMS, tmp_path / "killed", device="cpu")
+    assert not (tmp_path / "killed" / "model.pt").exists()
+    ck = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 2
+    monkeypatch.setattr(train_module, "mean_nll", original)
+    train(dataset, PARAMS, tmp_path / "killed", device="cpu")
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ra = _curve(tmp_path / "full" / "learning_curve.csv")
+    rb = _curve(tmp_path / "killed" / "learning_curve.csv")
+    assert [r["validation_nll"] for r in ra] == [r["validation_nll"] for r in rb]
+
+
+def test_bad_params_are_named(dataset, tmp_path):
+    with pytest.raises(ValueError, match="train: unknown key"):
+        train(dataset, {"epoch": 3}, tmp_path / "x")
+    with pytest.raises(ValueError, match="train.lr"):
+        train(dataset, {"lr": -1.0}, tmp_path / "x")
+    with pytest.raises(ValueError, match="model.dtype"):
+        train(dataset, {"model": {"dtype": "float16"}}, tmp_path / "x")
+    with pytest.raises(FileNotFoundError):
+        train(tmp_path / "missing.h5", {}, tmp_path / "x")
