@@ -122,3 +122,29 @@ def test_bad_params(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="hparams.json"):
         rollout(tmp_path, ds, {}, tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_video_like_data_starts_at_the_first_frame_with_velocities(trained, tmp_path):
+    """Tracked video has no velocity in frame 0 (backward differences): the rollout starts
+    at frame 1 and evolves the interior particles instead of prescribing all of them."""
+    ds, model = trained["open"]
+    data = load_dataset(ds)
+    sources = {}
+    for split in ("train", "validation", "test"):
+        sources[split] = []
+        for k, t in enumerate(data.splits[split]):
+            traj = read_trajectory(t.source)
+            traj.velocity[0] = np.nan
+            path = tmp_path / f"{split}{k}.h5"
+            write_trajectory(path, traj)
+            sources[split].append(path)
+    video_ds = tmp_path / "video.h5"
+    build_dataset(sources, {}, video_ds)
+    rollout(model, video_ds, {"save_every": 1, "device": "cpu"}, tmp_path / "v.h5")
+    traj = read_trajectory(tmp_path / "v.h5")
+    test = load_dataset(video_ds).splits["test"][0]
+    assert traj.metadata["start_frame"] == 1
+    np.testing.assert_allclose(traj.time, test.time[1:])
+    evolved = test.present[1] & ~test.exterior[1]
+    assert evolved.any()
+    assert not np.allclose(traj.position[1:, evolved], test.position[2:][:, evolved])

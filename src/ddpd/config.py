@@ -61,3 +61,65 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
             lines.append(f"{source}: key {_dotted(err.absolute_path)!r}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return config
+
+
+# config path -> (module, parameter dataclass) of the `ddpd` command that consumes it
+STEP_PARAMS = {
+    "stars.systems.*": ("ddpd.simulate.stars", "StarParams"),
+    "colloid.simulation": ("ddpd.simulate.colloid", "ColloidParams"),
+    "colloid.render": ("ddpd.video.render", "RenderParams"),
+    "colloid.track": ("ddpd.video.track", "TrackParams"),
+    "colloid.quality": ("ddpd.video.quality", "QualityParams"),
+    "real_video.track": ("ddpd.video.track", "TrackParams"),
+    "real_video.diffusion": ("ddpd.stats.diffusion", "DiffusionParams"),
+    "dataset": ("ddpd.coarse.dataset", "DatasetParams"),
+    "learn.train": ("ddpd.train", "TrainParams"),
+    "learn.train.model": ("ddpd.model.params", "ModelParams"),
+    "learn.langevin": ("ddpd.baselines.langevin", "LangevinFitParams"),
+    "rollout": ("ddpd.rollout", "RolloutParams"),
+    "statistics": ("ddpd.stats.compute", "StatisticsParams"),
+}
+
+
+def _sections(config: dict, pattern: str) -> list[tuple[str, dict]]:
+    """(dotted path, section) pairs matching ``pattern`` (``*`` = every key)."""
+    found = [("", config)]
+    for part in pattern.split("."):
+        nxt = []
+        for path, node in found:
+            if not isinstance(node, dict):
+                continue
+            keys = list(node) if part == "*" else [part] if part in node else []
+            nxt += [(f"{path}.{k}".lstrip("."), node[k]) for k in keys]
+        found = nxt
+    return found
+
+
+def step_params(config: dict) -> dict[str, object]:
+    """Parse every step's parameter section with the dataclass of the command that uses it.
+
+    Run before any job starts, so that a bad key or value inside a step's section
+    (``stars.systems.melt.arms: -1``) stops the workflow at once, not hours later.
+
+    Returns:
+        dotted config path -> parsed frozen dataclass.
+
+    Raises:
+        ConfigError: naming the config path and the key.
+    """
+    from importlib import import_module
+
+    from ddpd.params import parse_params
+
+    parsed: dict[str, object] = {}
+    lines = []
+    for pattern, (module, name) in STEP_PARAMS.items():
+        cls = getattr(import_module(module), name)
+        for path, section in _sections(config, pattern):
+            try:
+                parsed[path] = parse_params(cls, section, path)
+            except (ValueError, TypeError) as exc:
+                lines.append(f"config: section {path!r}: {exc}")
+    if lines:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    return parsed

@@ -101,24 +101,33 @@ def run_one(model, data, k: int, p: RolloutParams, dev: torch.device) -> Traject
     dt = float(data.stats["dt"])
     traj = data.splits["test"][k]
     dtype = next(model.parameters()).dtype
-    q0 = torch.as_tensor(traj.position[0], dtype=dtype, device=dev)
-    v0 = torch.as_tensor(traj.velocity[0], dtype=dtype, device=dev)
+    # Video velocities are backward differences: the first frame has none, so start
+    # from the first frame in which some particle has a velocity.
+    with_velocity = np.flatnonzero(np.isfinite(traj.velocity).all(axis=-1).any(axis=-1))
+    if len(with_velocity) == 0:
+        raise ValueError(f"{traj.source}: no frame of the test trajectory has velocities")
+    start = int(with_velocity[0])
+    q0 = torch.as_tensor(traj.position[start], dtype=dtype, device=dev)
+    v0 = torch.as_tensor(traj.velocity[start], dtype=dtype, device=dev)
     fixed = torch.zeros(len(q0), dtype=torch.bool, device=dev)
-    n_steps = p.n_steps if p.n_steps is not None else len(traj.time) - 1
+    steps_left = len(traj.time) - 1 - start
+    n_steps = p.n_steps if p.n_steps is not None else steps_left
     if box.boundary == "open":
-        if n_steps > len(traj.time) - 1:
+        if n_steps > steps_left:
             raise ValueError(
-                f"rollout.n_steps {n_steps} exceeds the {len(traj.time) - 1} steps of test "
+                f"rollout.n_steps {n_steps} exceeds the {steps_left} steps of test "
                 f"trajectory {traj.source} (open boxes prescribe exterior particles from data)")
-        fixed = torch.as_tensor(~(traj.present[0] & ~traj.exterior[0]), device=dev)
+        fixed = torch.as_tensor(~(traj.present[start] & ~traj.exterior[start]), device=dev)
     else:
-        if not traj.present[0].all():
+        if not traj.present[start].all():
             raise ValueError(f"{traj.source}: particles absent in the first frame of a "
                              "periodic box")
     v0 = torch.where(fixed[:, None], torch.nan_to_num(v0), v0)
-    state = model.init_state(q0, v0, box, t=float(traj.time[0]), offset=float(traj.offset[0]))
+    state = model.init_state(
+        q0, v0, box, t=float(traj.time[start]), offset=float(traj.offset[start])
+    )
     if box.boundary == "open":
-        state = _prescribe(model, state, traj, 0, fixed, box)
+        state = _prescribe(model, state, traj, start, fixed, box)
     gen = torch.Generator(device=dev).manual_seed(p.seed + k)
     frames: dict[str, list] = {key: [] for key in (
         "position", "velocity", "image", "time", "offset", "entropy", "total_energy",
@@ -138,7 +147,7 @@ def run_one(model, data, k: int, p: RolloutParams, dev: torch.device) -> Traject
     for step in tqdm(range(1, n_steps + 1), desc=f"rollout {k}"):
         state = model.step(state, box, dt, gen, p.integrator)
         if box.boundary == "open":
-            state = _prescribe(model, state, traj, step, fixed, box)
+            state = _prescribe(model, state, traj, start + step, fixed, box)
         if not bool(torch.isfinite(state.v[~fixed]).all()):
             raise FloatingPointError(f"rollout {k} diverged at step {step}")
         if step % p.save_every == 0:
@@ -154,7 +163,7 @@ def run_one(model, data, k: int, p: RolloutParams, dev: torch.device) -> Traject
         time=np.asarray(frames["time"]), box=box, step=steps, image=image_out,
         mass=float(model.mass), observables=observables,
         metadata=dict(source=traj.source, integrator=p.integrator, seed=p.seed + k,
-                      n_steps=n_steps, dt=dt, kind="rollout"),
+                      n_steps=n_steps, start_frame=start, dt=dt, kind="rollout"),
     )
 
 

@@ -2,12 +2,13 @@
 import json
 from pathlib import Path
 
-from ddpd.config import ConfigError, validate_config
+from ddpd.config import ConfigError, step_params, validate_config
 
 try:
     validate_config(
         config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
     )
+    STEP_PARAMS = step_params(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -27,6 +28,14 @@ wildcard_constraints:
 def as_json(section):
     """A config section as one JSON argument for `ddpd <command> --params`."""
     return json.dumps(section, sort_keys=True)
+
+
+def truth_statistics_params():
+    """Statistics of the truth on the rollouts' frame interval (dataset stride x save_every)."""
+    stride = STEP_PARAMS["dataset"].stride * STEP_PARAMS["rollout"].save_every
+    params = dict(config["statistics"])
+    params["frame_stride"] = params.get("frame_stride", 1) * stride
+    return as_json(params)
 
 
 def replica_seed(group, split, index):

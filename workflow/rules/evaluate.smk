@@ -17,7 +17,7 @@ rule statistics_truth:
         mem_mb=4000,
         runtime=20,
     params:
-        stats=as_json(config["statistics"]),
+        stats=truth_statistics_params(),
     shell:
         "ddpd statistics --params {params.stats:q} --trajectory {input.trajectory}"
         " --out {output.stats} > {log} 2>&1"

@@ -49,6 +49,8 @@ rule fit_langevin:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        langevin=as_json(config["learn"]["langevin"]),
     shell:
         "ddpd fit-langevin --params {params.langevin:q} --dataset {input.dataset}"
         " --out {output.fit} > {log} 2>&1"

@@ -99,7 +99,7 @@ class LangevinRolloutParams:
 
     Attributes:
         n_steps: number of steps of the data's frame interval dt; null = as many as the
-            initial trajectory has after ``start_frame``. Default 1000 (as ddpd.rollout).
+            initial trajectory has after ``start_frame`` (as ddpd.rollout). Default null.
         seed: random seed; rollout k uses seed + k. Default 0.
         save_every: write every save_every-th step (frame interval of the output
             = save_every x dt). Default 10 (as ddpd.rollout).
@@ -110,7 +110,7 @@ class LangevinRolloutParams:
             ignored (the Langevin update is exact and runs on the CPU).
     """
 
-    n_steps: int | None = 1000
+    n_steps: int | None = None
     seed: int = 0
     save_every: int = 10
     n_rollouts: int = 1
