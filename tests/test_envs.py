@@ -123,7 +123,11 @@ def _third_party_imports(modules: set[str]) -> set[str]:
         # importing a.b.c runs a/__init__.py and a/b/__init__.py first
         parts = module.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        # the CLI imports each command's modules inside that command's function: those
+        # are counted per command (_command_modules), so only its top level counts here
+        nodes = tree.body if module == "ddpd.cli" else ast.walk(tree)
+        for node in nodes:
             if isinstance(node, ast.Import):
                 todo += [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
