@@ -5,17 +5,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddpd.config import ConfigError, validate_config
+from ddpd.config import ConfigError, step_params, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "tests/configs/smoke.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "tests/configs/smoke.yaml", "configs/paper.yaml"])
 def test_shipped_configs_are_valid(name):
     config = yaml.safe_load((ROOT / name).read_text())
     validate_config(config, SCHEMA)
     assert config["learn"]["threads"] >= 1  # default filled in
+    parsed = step_params(config)  # every step's own section, with the step's dataclass
+    assert "learn.train" in parsed and any(k.startswith("stars.systems.") for k in parsed)
 
 
 def test_errors_name_keys_and_expectations():
@@ -36,3 +38,17 @@ def test_missing_section_is_named():
     del config["rollout"]
     with pytest.raises(ConfigError, match="'rollout' is a required property"):
         validate_config(config, SCHEMA)
+
+
+def test_step_section_errors_name_the_config_path():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["stars"]["systems"]["melt"]["arms"] = -1
+    config["colloid"]["track"]["invert"] = "yes"
+    config["learn"]["train"]["epocs"] = 3
+    validate_config(config, SCHEMA)
+    with pytest.raises(ConfigError) as err:
+        step_params(config)
+    text = str(err.value)
+    assert "'stars.systems.melt'" in text and "arms" in text
+    assert "'colloid.track'" in text and "invert" in text
+    assert "'learn.train'" in text and "epocs" in text
