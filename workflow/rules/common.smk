@@ -1,5 +1,6 @@
 # Shared helpers: config validation, wildcard lists, paths, params as JSON.
 import json
+import re
 from pathlib import Path
 
 from ddpd.config import ConfigError, step_params, validate_config
@@ -18,8 +19,8 @@ STAR_CONDITIONS = list(config["stars"]["conditions"])
 
 
 wildcard_constraints:
-    system="|".join(STAR_SYSTEMS) or "NONE",
-    condition="|".join(STAR_CONDITIONS) or "NONE",
+    system="|".join(map(re.escape, STAR_SYSTEMS)) or "NONE",
+    condition="|".join(map(re.escape, STAR_CONDITIONS)) or "NONE",
     split="|".join(SPLITS),
     replica=r"\d+",
     model="metriplectic|langevin",
