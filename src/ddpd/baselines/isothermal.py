@@ -1,0 +1,150 @@
+"""Ablation: the metriplectic model without the entropy variable (isothermal).
+
+What is removed, relative to :class:`ddpd.model.metriplectic.MetriplecticModel`
+(shared/method.md §1-4), and nothing else:
+
+* the entropy S_i and its equation: S is held at 0, the entropy teacher (phi, g) is gone and
+  the likelihood scores the velocity increments only;
+* the temperature T_i = dU/dS: replaced by ONE learned constant T (a heat bath), so
+  U(V) = U(S=0, V) is a learned equation of state of the specific volume alone and the
+  friction amplitudes a, b depend on s only (through a(s, T) at the constant T);
+* energy conservation: kinetic energy dissipated by friction goes to the bath, not to U.
+
+What is kept: the learned kernel w(r), density d_i, the pressure P_i = -dU/dV and the
+conservative force of §2; the pair noise f_ij = A xi_bar e + B tr(xi)/D e with
+m dv_i = +/- sqrt(2 k_B dt) f_ij (momentum exact); and the friction from the same bracket
+M: the velocity rows of M dS at constant T,
+
+    m dv_i/dt |_friction = -sum_j K_ij v_ij / T,     K_ij = <f f^T> (method.md §2),
+
+so the fluctuation-dissipation relation holds at the bath temperature k_B T (the velocity
+rows of k_B div M vanish because K does not depend on v and T is constant). This is a DPD
+with learned weights, a learned equation of state and tensorial (A, B) friction: the
+difference to the full model measures what the entropy variable buys.
+
+Steps: Euler-Maruyama / symplectic Euler for (q, v) (``integrator`` is ignored: the
+exact-energy stepper does not apply to a model coupled to a bath). The friction is taken at
+v(t) in the likelihood and in the step (the "explicit" friction scheme of the full model).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ddpd.model import bracket
+from ddpd.model.integrate import State, _advance_positions, init_state
+from ddpd.model.likelihood import gaussian_nll
+from ddpd.model.metriplectic import MetriplecticModel, Snapshot
+from ddpd.model.noise import pair_noise
+from ddpd.space.neighbours import Pairs, neighbour_pairs
+
+
+class IsothermalModel(MetriplecticModel):
+    """MetriplecticModel with S frozen at 0 and a learned constant temperature.
+
+    Same constructor and ``train.model`` keys as the metriplectic model
+    (:class:`ddpd.model.params.ModelParams`; ``teacher_features`` is unused).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.phi, self.g  # no entropy teacher
+        # likelihood and step below take the friction at v(t) (explicit scheme)
+        if "friction_scheme" in self.hparams:
+            self.hparams["friction_scheme"] = "explicit"
+            self.friction_scheme = "explicit"
+        # T = e0 exp(log_T): starts at the data's m sigma_v^2
+        self.log_T = nn.Parameter(torch.tensor(0.0))
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """The bath temperature T (energy units of U, i.e. m sigma_v^2 scale)."""
+        return self.energy_scale * torch.exp(self.log_T)
+
+    def entropy(self, v: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+        """S is not a variable here: zeros (N,)."""
+        return torch.zeros(v.shape[0], dtype=v.dtype, device=v.device)
+
+    def thermo(self, S: torch.Tensor, V: torch.Tensor, second: bool = True):
+        """U(0, V), T = the constant bath temperature, P = -dU/dV, dT/dS = 0."""
+        U, _, P, _ = super().thermo(torch.zeros_like(S), V, second=False)
+        T = self.temperature.to(V.dtype).expand_as(V)
+        return U, T, P, torch.zeros_like(V)
+
+    def velocity_drift(self, v: torch.Tensor, pairs: Pairs):
+        """Deterministic acceleration (N, D) = F/m - sum_j K_ij v_ij / (m T), and the terms."""
+        terms = self.evaluate(v, torch.zeros(v.shape[0], dtype=v.dtype, device=v.device), pairs,
+                              with_divergence=False)
+        rate = bracket.scatter_pair_vectors(terms.drift_M, pairs.i, pairs.j, v.shape[0])
+        return terms.F / self.mass + rate[:, : self.dim], terms
+
+    def nll(self, snap: Snapshot, dt: float, mean_only: bool = False,
+            equipartition: float = 0.0) -> torch.Tensor:
+        """Gaussian NLL of the velocity increments (covariance 2 k_B dt M_ii, velocity block),
+        summed over scored particles. ``equipartition`` > 0 adds the prior of the full model
+        (train.equipartition) with the bath's k_B T: equipartition * log(k_B T /
+        (m <|v - <v>|^2> / D))^2 per scored particle."""
+        accel, terms = self.velocity_drift(snap.v0, snap.pairs0)
+        residual = (snap.v1[snap.idx1] - snap.v0[snap.idx0]) - accel[snap.idx0] * dt
+        prior = torch.zeros((), dtype=residual.dtype, device=residual.device)
+        if equipartition > 0:
+            peculiar = snap.v0 - snap.v0.mean(0)
+            kinetic = self.mass * (peculiar * peculiar).sum(-1).mean() / self.dim
+            gap = torch.log(self.k_B * self.temperature / kinetic)
+            prior = equipartition * len(snap.idx0) * gap * gap
+        if mean_only:
+            return ((residual / self.delta_v_scale) ** 2).sum() + prior
+        Mii = bracket.diagonal_blocks(terms.M, snap.pairs0.i, snap.pairs0.j, snap.v0.shape[0])
+        cov = 2.0 * self.k_B * dt * Mii[snap.idx0][:, : self.dim, : self.dim]
+        scale = torch.full((self.dim,), self.delta_v_scale, dtype=residual.dtype,
+                           device=residual.device)
+        return gaussian_nll(residual, cov, scale, self.jitter).sum() + prior
+
+    @classmethod
+    def build(cls, stats: dict, params: dict) -> IsothermalModel:
+        """As MetriplecticModel.build; then k_B T = m sigma_v^2 (equipartition) at the start."""
+        model = super().build(stats, params)
+        with torch.no_grad():
+            model.log_T.fill_(0.0)
+            model.log_k_B.fill_(0.0)
+        return model
+
+    def init_state(self, q: torch.Tensor, v: torch.Tensor, box, t: float = 0.0,
+                   offset: float | None = None) -> State:
+        return init_state(self, q, v, box, t, offset)
+
+    @torch.no_grad()
+    def step(self, state: State, box, dt: float, generator: torch.Generator | None,
+             integrator: str = "euler") -> State:
+        """Euler-Maruyama with pair noise (momentum exact), then q' = q + v' dt."""
+        pairs = state.pairs if state.pairs is not None else neighbour_pairs(
+            state.q, box, self.cutoff, state.offset)
+        accel, terms = self.velocity_drift(state.v, pairs)
+        v = state.v + accel * dt + self.velocity_noise(terms, pairs, dt, generator)
+        return _advance_positions(self, state.q, v, box, state, dt)
+
+    def velocity_noise(self, terms, pairs: Pairs, dt: float,
+                       generator: torch.Generator | None) -> torch.Tensor:
+        """One draw of the pair noise's velocity increments (N, D) (method.md §2)."""
+        T_pair = terms.T[pairs.i]
+        kick = pair_noise(terms.A, terms.B, terms.C, terms.e, terms.v_ij, T_pair, T_pair,
+                          self.mass, self.k_B, dt, generator)
+        return bracket.scatter_pairs(kick.dv, pairs.i, pairs.j, terms.d.shape[0], sign_j=-1.0)
+
+    @torch.no_grad()
+    def observables(self, state: State, box) -> dict[str, torch.Tensor]:
+        """entropy NaN (N,), total_energy = kinetic + sum U(0, V_i) (not conserved: bath),
+        total_entropy NaN, total_momentum (D,)."""
+        pairs = state.pairs if state.pairs is not None else neighbour_pairs(
+            state.q, box, self.cutoff, state.offset)
+        _, s = self.pair_geometry(pairs)
+        d = bracket.density(self.kernel(s), self.self_weight(state.v), pairs.i, pairs.j,
+                            state.v.shape[0])
+        U = self.internal_energy(torch.zeros_like(d), 1.0 / d)
+        nan = torch.tensor(math.nan, dtype=state.v.dtype, device=state.v.device)
+        return dict(entropy=torch.full_like(state.S, torch.nan),
+                    total_energy=self.total_energy(state.v, U), total_entropy=nan,
+                    total_momentum=self.mass * torch.nansum(state.v, dim=0))
