@@ -178,6 +178,18 @@ def cmd_plot_conservation(a: argparse.Namespace) -> None:
     plot_conservation(a.rollout, a.out_prefix)
 
 
+def cmd_learned_physics(a: argparse.Namespace) -> None:
+    from ddpd.plots.physics import plot_learned_physics
+
+    plot_learned_physics(a.model_dir, a.dataset, a.out_prefix)
+
+
+def cmd_entropy_observables(a: argparse.Namespace) -> None:
+    from ddpd.stats.entropy_observables import entropy_observable_correlation
+
+    entropy_observable_correlation(a.model_dir, a.dataset, a.trajectories, a.out)
+
+
 def cmd_summary(a: argparse.Namespace) -> None:
     from ddpd.summary import write_summary
 
@@ -305,6 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "plot-conservation", cmd_plot_conservation, "conservation records", params=False)
     p.add_argument("--rollout", type=Path, required=True)
     p.add_argument("--out-prefix", type=Path, required=True)
+    p = _add(sub, "learned-physics", cmd_learned_physics, "plot w, U, T, P, A, B, C", params=False)
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out-prefix", type=Path, required=True)
+
+    p = _add(
+        sub,
+        "entropy-observables",
+        cmd_entropy_observables,
+        "Spearman correlation of the learned entropy with per-star observables",
+        params=False,
+    )
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--trajectories", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
     p = _add(sub, "summary", cmd_summary, "the study's headline summary", params=False)
     p.add_argument("--errors", type=Path, nargs="*", default=[])
     p.add_argument("--quality", type=Path, nargs="*", default=[])

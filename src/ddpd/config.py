@@ -120,6 +120,22 @@ def step_params(config: dict) -> dict[str, object]:
                 parsed[path] = parse_params(cls, section, path)
             except (ValueError, TypeError) as exc:
                 lines.append(f"config: section {path!r}: {exc}")
+    learn = config.get("learn", {})
+    train_cls = import_module("ddpd.train").TrainParams
+    for model in learn.get("models", []):
+        path = f"learn.overrides.{model}"
+        try:
+            parsed[path] = parse_params(train_cls, train_params(config, model), path)
+        except (ValueError, TypeError) as exc:
+            lines.append(f"config: section {path!r}: {exc}")
     if lines:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return parsed
+
+
+def train_params(config: dict, model: str) -> dict:
+    """`learn.train` with the model's overrides (`learn.overrides.<model>`) and its kind."""
+    params = dict(config["learn"].get("train", {}))
+    params.update(config["learn"].get("overrides", {}).get(model, {}))
+    params["kind"] = model
+    return params

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from ddpd.config import ConfigError, step_params, validate_config
+from ddpd.config import train_params as ddpd_train_params
 
 try:
     validate_config(
@@ -23,7 +24,7 @@ wildcard_constraints:
     condition="|".join(map(re.escape, STAR_CONDITIONS)) or "NONE",
     split="|".join(SPLITS),
     replica=r"\d+",
-    model="metriplectic|langevin",
+    model="|".join(["langevin", *config["learn"]["models"]]),
 
 
 def as_json(section):
@@ -86,7 +87,12 @@ def dataset_params(dataset):
     return as_json(params)
 
 
-MODELS = ["metriplectic", "langevin"]
+LEARNED_MODELS = config["learn"]["models"]
+MODELS = [*LEARNED_MODELS, "langevin"]
+
+
+def train_params(model):
+    return ddpd_train_params(config, model)
 
 
 def truth_trajectory(w):
@@ -103,6 +109,13 @@ def all_outputs():
             f"results/figures/{d}_learning_curve.png",
             f"results/figures/{d}_conservation.png",
         ]
+        out += [
+            f"results/figures/{d}_learned_physics_{m}.png"
+            for m in LEARNED_MODELS
+            if m in ("metriplectic", "isothermal")
+        ]
+        if d.startswith("stars-"):
+            out.append(f"results/tables/{d}_entropy_observables.json")
     if config["colloid"]["enabled"]:
         out += [
             f"results/colloid/test/rep{r}/quality.json"

@@ -183,3 +183,60 @@ rule summary:
     shell:
         "ddpd summary --errors {input.errors} --quality {input.quality}"
         " --diffusion {input.diffusion} --out {output.md} > {log} 2>&1"
+
+
+rule learned_physics:
+    input:
+        model="results/models/{dataset}/{model}/model.pt",
+        dataset="results/datasets/{dataset}.h5",
+    output:
+        png=report(
+            "results/figures/{dataset}_learned_physics_{model}.png",
+            caption="../report/learned_physics.rst",
+            category="Learned physics",
+            subcategory="{dataset}",
+        ),
+        pdf="results/figures/{dataset}_learned_physics_{model}.pdf",
+    log:
+        "results/logs/plot/{dataset}_learned_physics_{model}.log",
+    wildcard_constraints:
+        model="metriplectic|isothermal",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        model_dir=lambda w, input: str(Path(input.model).parent),
+        prefix=lambda w, output: output.png[: -len(".png")],
+    shell:
+        "ddpd learned-physics --model-dir {params.model_dir} --dataset {input.dataset}"
+        " --out-prefix {params.prefix} > {log} 2>&1"
+
+
+rule entropy_observables:
+    input:
+        model="results/models/{dataset}/metriplectic/model.pt",
+        dataset="results/datasets/{dataset}.h5",
+        trajectories=lambda w: split_trajectories(w.dataset, "test"),
+    output:
+        json=report(
+            "results/tables/{dataset}_entropy_observables.json",
+            caption="../report/entropy_observables.rst",
+            category="Learned physics",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/entropy_observables/{dataset}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        model_dir=lambda w, input: str(Path(input.model).parent),
+    shell:
+        "ddpd entropy-observables --model-dir {params.model_dir} --dataset {input.dataset}"
+        " --trajectories {input.trajectories} --out {output.json} > {log} 2>&1"

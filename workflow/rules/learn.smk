@@ -1,22 +1,25 @@
-# Training: the metriplectic model (shared/method.md) and the Langevin reference.
+# Training: the metriplectic model (shared/method.md), the baselines that share its training
+# loop (gnn, dpd, isothermal) and the Langevin reference.
 
 
-rule train_metriplectic:
+rule train_model:
     input:
         dataset="results/datasets/{dataset}.h5",
     output:
-        model="results/models/{dataset}/metriplectic/model.pt",
-        hparams="results/models/{dataset}/metriplectic/hparams.json",
+        model="results/models/{dataset}/{model}/model.pt",
+        hparams="results/models/{dataset}/{model}/hparams.json",
         curve=report(
-            "results/models/{dataset}/metriplectic/learning_curve.csv",
+            "results/models/{dataset}/{model}/learning_curve.csv",
             caption="../report/learning_curve.rst",
             category="Training",
-            subcategory="{dataset}",
+            subcategory="{dataset}: {model}",
         ),
     log:
-        "results/logs/train/{dataset}_metriplectic.log",
+        "results/logs/train/{dataset}_{model}.log",
     benchmark:
-        "results/benchmarks/train/{dataset}_metriplectic.tsv"
+        "results/benchmarks/train/{dataset}_{model}.tsv"
+    wildcard_constraints:
+        model="|".join(LEARNED_MODELS),
     conda:
         "../../envs/torch.yaml"
     threads: config["learn"]["threads"]
@@ -25,7 +28,7 @@ rule train_metriplectic:
         runtime=lambda w: config["learn"]["runtime_minutes"],
         gpu=1,
     params:
-        train=as_json(config["learn"]["train"]),
+        train=lambda w: as_json(train_params(w.model)),
         out_dir=lambda w, output: str(Path(output.model).parent),
         device=config["learn"]["device"],
     shell:

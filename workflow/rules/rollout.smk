@@ -1,17 +1,19 @@
 # Coarse rollouts from held-out (test) initial states.
 
 
-rule rollout_metriplectic:
+rule rollout_model:
     input:
-        model="results/models/{dataset}/metriplectic/model.pt",
-        hparams="results/models/{dataset}/metriplectic/hparams.json",
+        model="results/models/{dataset}/{model}/model.pt",
+        hparams="results/models/{dataset}/{model}/hparams.json",
         dataset="results/datasets/{dataset}.h5",
     output:
-        rollout="results/rollouts/{dataset}/metriplectic.h5",
+        rollout="results/rollouts/{dataset}/{model}.h5",
     log:
-        "results/logs/rollout/{dataset}_metriplectic.log",
+        "results/logs/rollout/{dataset}_{model}.log",
     benchmark:
-        "results/benchmarks/rollout/{dataset}_metriplectic.tsv"
+        "results/benchmarks/rollout/{dataset}_{model}.tsv"
+    wildcard_constraints:
+        model="|".join(LEARNED_MODELS),
     conda:
         "../../envs/torch.yaml"
     threads: config["learn"]["threads"]
