@@ -148,3 +148,24 @@ def test_video_like_data_starts_at_the_first_frame_with_velocities(trained, tmp_
     evolved = test.present[1] & ~test.exterior[1]
     assert evolved.any()
     assert not np.allclose(traj.position[1:, evolved], test.position[2:][:, evolved])
+
+
+def test_a_diverging_model_is_recorded_not_crashed(trained, tmp_path, monkeypatch):
+    from ddpd.model.metriplectic import MetriplecticModel
+
+    ds, model = trained["periodic"]
+    original = MetriplecticModel.step
+    calls = {"n": 0}
+
+    def blow_up(self, state, *args, **kwargs):
+        calls["n"] += 1
+        new = original(self, state, *args, **kwargs)
+        return new._replace(v=new.v * float("nan")) if calls["n"] == 3 else new
+
+    monkeypatch.setattr(MetriplecticModel, "step", blow_up)
+    rollout(model, ds, {"n_steps": 6, "save_every": 1, "device": "cpu"}, tmp_path / "d.h5")
+    traj = read_trajectory(tmp_path / "d.h5")
+    assert traj.metadata["diverged_at_step"] == 3
+    assert traj.n_frames == 7 and np.isfinite(traj.position[:3]).all()
+    assert np.isnan(traj.position[3:]).all()
+    np.testing.assert_allclose(np.diff(traj.time), np.diff(traj.time)[0])

@@ -17,6 +17,7 @@ step (absent ones are NaN), so n_steps may not exceed the test trajectory's leng
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from ddpd.params import parse_params, require
 from ddpd.space.neighbours import neighbour_pairs
 from ddpd.train import resolve_device
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RolloutParams:
@@ -144,14 +146,32 @@ def run_one(model, data, k: int, p: RolloutParams, dev: torch.device) -> Traject
             frames[key].append(obs[key].detach().cpu().double().numpy())
 
     record(state)
+    diverged_at = None
     for step in tqdm(range(1, n_steps + 1), desc=f"rollout {k}"):
         state = model.step(state, box, dt, gen, p.integrator)
         if box.boundary == "open":
             state = _prescribe(model, state, traj, start + step, fixed, box)
         if not bool(torch.isfinite(state.v[~fixed]).all()):
-            raise FloatingPointError(f"rollout {k} diverged at step {step}")
+            diverged_at = step
+            break
         if step % p.save_every == 0:
             record(state)
+    if diverged_at is not None:
+        # A model that blows up is a result, not a crash: the remaining frames are NaN
+        # (absent particles for the statistics) and the step is recorded in the metadata.
+        log.warning("rollout %d diverged at step %d of %d", k, diverged_at, n_steps)
+        for key in frames:
+            while len(frames[key]) < n_steps // p.save_every + 1:
+                last = np.asarray(frames[key][-1])
+                if key == "time":
+                    frames[key].append(float(last) + p.save_every * dt)
+                elif key == "offset":
+                    rate = box.shear_rate * box.edges[1] if box.boundary == "lees-edwards" else 0
+                    frames[key].append(float(last) + rate * p.save_every * dt)
+                elif key == "image":
+                    frames[key].append(np.zeros_like(last))
+                else:
+                    frames[key].append(np.full_like(last, np.nan, dtype=float))
     observables = {key: np.asarray(frames[key]) for key in
                    ("entropy", "total_energy", "total_entropy", "total_momentum")}
     if box.boundary == "lees-edwards":
@@ -163,7 +183,8 @@ def run_one(model, data, k: int, p: RolloutParams, dev: torch.device) -> Traject
         time=np.asarray(frames["time"]), box=box, step=steps, image=image_out,
         mass=float(model.mass), observables=observables,
         metadata=dict(source=traj.source, integrator=p.integrator, seed=p.seed + k,
-                      n_steps=n_steps, start_frame=start, dt=dt, kind="rollout"),
+                      n_steps=n_steps, start_frame=start, dt=dt, kind="rollout",
+                      diverged_at_step=diverged_at),
     )
 
 
