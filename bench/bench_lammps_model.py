@@ -1,0 +1,103 @@
+"""Speed of the learned coarse model inside LAMMPS (fix external), see bench/lammps_model.md.
+
+For each target size the first test frame of ``--dataset`` is replicated to at least N
+particles; S comes from the entropy teacher; ``--steps`` Euler steps run with the model in
+the fix-external callback (backend 'tables': numpy on interpolated tables; 'torch': the
+network). Prints particle-steps/s and wall seconds per unit of simulated time.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_lammps_model.py \\
+        --model-dir MODEL --dataset DATASET --sizes 10000 100000 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddpd.coarse.dataset import load_dataset
+from ddpd.lammps.export import Tables, export_tables
+from ddpd.lammps.external import (
+    ModelFix,
+    TableBackend,
+    TorchBackend,
+    euler_update,
+    replicate_state,
+)
+from ddpd.model.api import load_model
+from ddpd.space.neighbours import neighbour_pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--backends", nargs="+", default=["tables", "torch"])
+    parser.add_argument("--skin", type=float, default=0.2, help="Verlet skin / cutoff")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="bench_lammps_model."))
+    start = time.perf_counter()
+    errors = export_tables(args.model_dir, work / "tables.npz", {"margin": 1.0},
+                           dataset=args.dataset)
+    print(f"export_tables: {time.perf_counter() - start:.2f} s; max relative errors:",
+          {t: max(c["max_rel"] for c in cols.values()) for t, cols in errors.items()})
+    model = load_model(args.model_dir).double().eval()
+    data = load_dataset(args.dataset)
+    frame = data.splits["test"][0]
+    dt = float(data.stats["dt"])
+    n0, dim = frame.position[0].shape
+    print(f"base frame: {n0} particles, D = {dim}, dt = {dt}")
+    print("| backend | N | steps | wall s | particle-steps/s | wall s / time unit | "
+          "callback share | list builds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        k = math.ceil((size / n0) ** (1 / dim))
+        q, v, box = replicate_state(frame.position[0], frame.velocity[0], data.box, (k,) * dim)
+        with torch.no_grad():
+            S = model.entropy(torch.from_numpy(v),
+                              neighbour_pairs(torch.from_numpy(q), box, model.cutoff)).numpy()
+        for name in args.backends:
+            skin = args.skin * model.cutoff
+            backend = (TableBackend(Tables(work / "tables.npz"), skin) if name == "tables"
+                       else TorchBackend(model, skin))
+            fix = ModelFix(backend, box, q, v, S, dt, 0, work / f"{name}_{size}.log")
+            torch.set_num_threads(1)
+            try:
+                fix.run(1)  # setup + first step (not timed)
+                fix.callback_seconds = 0.0
+                t0 = time.perf_counter()
+                fix.run(args.steps)
+                wall = time.perf_counter() - t0
+            finally:
+                fix.close()
+            n = len(q)
+            print(f"| {name} | {n} | {args.steps} | {wall:.2f} | {n * args.steps / wall:.3g} | "
+                  f"{wall / (args.steps * dt):.3g} | {fix.callback_seconds / wall:.2f} | "
+                  f"{backend.neighbours.builds} |", flush=True)
+        if "tables" in args.backends:  # one update outside LAMMPS: list reused vs rebuilt
+            backend = TableBackend(Tables(work / "tables.npz"), args.skin * model.cutoff)
+            ids = np.arange(1, len(q) + 1)
+            euler_update(backend, q, v, S, ids, box, dt, 0, 0)
+            t0 = time.perf_counter()
+            euler_update(backend, q, v, S, ids, box, dt, 1, 0)
+            reused = time.perf_counter() - t0
+            backend.neighbours.q_build = None
+            t0 = time.perf_counter()
+            euler_update(backend, q, v, S, ids, box, dt, 2, 0)
+            rebuilt = time.perf_counter() - t0
+            print(f"| tables update only (list reused / rebuilt) | {len(q)} | 1 | "
+                  f"{reused:.2f} / {rebuilt:.2f} | {len(q) / reused:.3g} / "
+                  f"{len(q) / rebuilt:.3g} | | | |", flush=True)
+    print("load average:", np.round(np.loadtxt("/proc/loadavg", usecols=(0, 1, 2)), 2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Tables of the learned functions, the numpy drift, and the LAMMPS rollout entry point."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from coarse.synthetic import soft_sphere_langevin
+from conftest import random_model, random_state
+
+from ddpd.coarse.dataset import build_dataset
+from ddpd.io import read_trajectory
+from ddpd.lammps.export import Tables, export_tables, table_rates
+from ddpd.lammps.external import lammps_rollout
+from ddpd.model.api import load_model
+from ddpd.space import neighbour_pairs
+from ddpd.train import train
+
+TRAIN = {"epochs": 1, "batch_frames": 4, "model": {"width": 8, "depth": 1,
+                                                   "teacher_features": 4, "dtype": "float64"}}
+SMALL = {"n_kernel": 401, "n_entropy": 61, "n_volume": 61, "n_distance": 41,
+         "n_temperature": 61, "n_check": 2000}
+
+
+class _Exact:
+    """Tables-like object that evaluates the network: isolates table_rates' formulas."""
+
+    def __init__(self, model):
+        self.model = model
+        self.cutoff, self.mass = model.cutoff, float(model.mass)
+        self.k_B = float(model.k_B.detach())
+        self.w_self = float(model.self_weight(torch.zeros((), dtype=torch.float64)).detach())
+
+    def kernel(self, s):
+        w, dw = self.model.kernel_and_slope(torch.from_numpy(s))
+        return w.detach().numpy(), dw.detach().numpy()
+
+    def thermo(self, S, V):
+        out = self.model.thermo(torch.from_numpy(S), torch.from_numpy(V))
+        return np.stack([x.detach().numpy() for x in out], axis=1)
+
+    def amplitudes(self, s, T):
+        s_t, T_t = torch.from_numpy(s), torch.from_numpy(T)
+        f, df = torch.func.jvp(lambda t: self.model.amplitudes(s_t, t), (T_t,),
+                               (torch.ones_like(T_t),))
+        return torch.cat([f, df], 1).detach().numpy()
+
+
+def _reference(model, box, q, v, S):
+    pairs = neighbour_pairs(torch.from_numpy(q), box, model.cutoff)
+    v_t = torch.from_numpy(v)
+    terms = model.evaluate(v_t, torch.from_numpy(S), pairs)
+    return pairs, terms, model.drift(v_t, terms, pairs).detach().numpy()
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_numpy_drift_equals_the_torch_model(dim):
+    model = random_model(dim, seed=2)
+    box, q, v, S = random_state(dim, n=40, seed=5)
+    pairs, terms, drift = _reference(model, box, q, v, S)
+    rate, U, pt = table_rates(_Exact(model), v, S, pairs.i.numpy(), pairs.j.numpy(),
+                              pairs.r.numpy())
+    scale = np.abs(drift).max()
+    assert np.abs(rate - drift).max() < 1e-12 * scale
+    np.testing.assert_allclose(U, terms.U.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(pt.A, terms.A.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(pt.C, terms.C.detach().numpy(), rtol=1e-13)
+    # momentum: the pair drift sums to zero
+    assert np.abs(rate[:, :dim].sum(0)).max() < 1e-12 * scale * len(q)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lammps_model")
+    runs = [soft_sphere_langevin(d / f"run{k}.h5", n=30, seed=k, frames=12, every=5,
+                                 thermostat="dpd") for k in range(3)]
+    ds = d / "dataset.h5"
+    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+    train(ds, TRAIN, d / "model", device="cpu")
+    torch.set_num_threads(1)
+    return ds, d / "model"
+
+
+def test_tables_interpolate_the_network(trained, tmp_path):
+    ds, model_dir = trained
+    out = tmp_path / "tables.npz"
+    errors = export_tables(model_dir, out, SMALL, dataset=ds)
+    tables = Tables(out)
+    assert tables.errors == json.loads(json.dumps(errors))
+    for table in errors.values():
+        for column, err in table.items():
+            assert err["max_rel"] < 1e-2, (column, err)
+    # the finer grid halves the grid spacing: linear interpolation error drops ~4x
+    fine = export_tables(model_dir, tmp_path / "fine.npz",
+                         {**SMALL, "n_kernel": 801, "n_entropy": 121, "n_volume": 121,
+                          "entropy_range": list(tables.entropy_range),
+                          "volume_range": list(tables.volume_range)})
+    assert fine["thermo"]["U"]["max_abs"] < 0.5 * errors["thermo"]["U"]["max_abs"]
+    assert fine["kernel"]["w"]["max_abs"] < 0.5 * errors["kernel"]["w"]["max_abs"]
+
+    # the table drift is close to the network's on a data frame
+    model = load_model(model_dir).double()
+    traj = read_trajectory(ds.parent / "run2.h5")
+    q, v = traj.position[0], traj.velocity[0]
+    with torch.no_grad():
+        pairs = neighbour_pairs(torch.from_numpy(q), traj.box, model.cutoff)
+        S = model.entropy(torch.from_numpy(v), pairs).numpy()
+    _, _, drift = _reference(model, traj.box, q, v, S)
+    rate, _, _ = table_rates(tables, v, S, pairs.i.numpy(), pairs.j.numpy(), pairs.r.numpy())
+    assert tables.out_of_range == 0
+    assert np.abs(rate - drift).max() < 1e-2 * np.abs(drift).max()
+
+
+def test_export_needs_ranges_or_a_dataset(trained, tmp_path):
+    _, model_dir = trained
+    with pytest.raises(ValueError, match="dataset"):
+        export_tables(model_dir, tmp_path / "t.npz", {})
+    with pytest.raises(ValueError, match="n_grid"):
+        export_tables(model_dir, tmp_path / "t.npz", {"n_grid": 3})
+    with pytest.raises(ValueError, match="volume_range"):
+        export_tables(model_dir, tmp_path / "t.npz", {"volume_range": [2.0, 1.0]})
+    with pytest.raises(FileNotFoundError):
+        Tables(tmp_path / "missing.npz")
+    assert not (tmp_path / "t.npz").exists()
+
+
+@pytest.mark.parametrize("backend", ["tables", "torch"])
+def test_lammps_rollout_of_a_replicated_box(trained, tmp_path, backend):
+    ds, model_dir = trained
+    tables = tmp_path / "tables.npz"
+    export_tables(model_dir, tables, SMALL, dataset=ds)
+    out = tmp_path / "rollout.h5"
+    info = lammps_rollout(model_dir, ds, {"backend": backend, "replicate": [2, 2],
+                                          "n_steps": 20, "save_every": 5}, out, tables=tables)
+    traj = read_trajectory(out)
+    assert info["n_particles"] == 120 and traj.position.shape == (5, 120, 2)
+    np.testing.assert_array_equal(traj.step, [0, 5, 10, 15, 20])
+    edge = read_trajectory(ds.parent / "run2.h5").box.edges[0]
+    assert traj.box.edges[0] == pytest.approx(2 * edge)
+    p = traj.observables["total_momentum"]
+    assert np.abs(p - p[0]).max() < 1e-10
+    assert np.isfinite(traj.observables["total_energy"]).all()
+    # positions stay wrapped and unwrapped motion is continuous
+    assert (traj.position >= 0).all() and (traj.position < traj.box.edges[0]).all()
+    assert np.abs(np.diff(traj.unwrapped_position(), axis=0)).max() < 0.25 * traj.box.edges[0]
+    with pytest.raises(ValueError, match="lammps_rollout.replicate"):
+        lammps_rollout(model_dir, ds, {"replicate": [0, 1]}, out, tables=tables)
+
+
+def test_tables_backend_follows_the_network_backend(trained, tmp_path):
+    ds, model_dir = trained
+    tables = tmp_path / "tables.npz"
+    # this one-epoch model's S spreads far beyond its teacher's range: a wide S table
+    export_tables(model_dir, tables, {**SMALL, "n_entropy": 401, "n_volume": 201,
+                                      "entropy_range": [-4.0, 4.0]}, dataset=ds)
+    frames = {}
+    for backend in ("tables", "torch"):
+        info = lammps_rollout(model_dir, ds, {"backend": backend, "n_steps": 4,
+                                              "save_every": 4, "seed": 3},
+                              tmp_path / f"{backend}.h5", tables=tables)
+        assert info["out_of_range"] == 0
+        frames[backend] = read_trajectory(tmp_path / f"{backend}.h5")
+    v_tab, v_net = frames["tables"].velocity[-1], frames["torch"].velocity[-1]
+    assert np.abs(v_tab - v_net).max() < 1e-3 * np.abs(v_net).max()
+    assert np.abs(v_net - frames["torch"].velocity[0]).max() > 1e-2  # it moved
+    np.testing.assert_allclose(frames["tables"].observables["entropy"][-1],
+                               frames["torch"].observables["entropy"][-1], rtol=1e-3, atol=1e-3)
