@@ -27,6 +27,7 @@ include: "workflow/rules/video.smk"
 include: "workflow/rules/learn.smk"
 include: "workflow/rules/rollout.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/lammps.smk"
 
 
 rule all:

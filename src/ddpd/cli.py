@@ -190,6 +190,36 @@ def cmd_entropy_observables(a: argparse.Namespace) -> None:
     entropy_observable_correlation(a.model_dir, a.dataset, a.trajectories, a.out)
 
 
+def _write_json(record: dict, path: Path) -> None:
+    import json
+
+    from ddpd.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=float))
+
+
+def cmd_lammps_export(a: argparse.Namespace) -> None:
+    from ddpd.lammps.export import export_tables
+
+    errors = export_tables(a.model_dir, a.out, load_params(a.params), dataset=a.dataset)
+    _write_json(errors, a.out_json)
+
+
+def cmd_lammps_rollout(a: argparse.Namespace) -> None:
+    from ddpd.lammps.external import lammps_rollout
+
+    info = lammps_rollout(
+        a.model_dir,
+        a.dataset,
+        load_params(a.params),
+        a.out,
+        tables=a.tables,
+        lammps_log=a.lammps_log,
+    )
+    _write_json(info, a.out_json)
+
+
 def cmd_summary(a: argparse.Namespace) -> None:
     from ddpd.summary import write_summary
 
@@ -333,6 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--trajectories", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "lammps-export", cmd_lammps_export, "tabulate a trained model for LAMMPS")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True, help="sets the tabulated (S, V) range")
+    p.add_argument("--out", type=Path, required=True, help="tables (.npz)")
+    p.add_argument("--out-json", type=Path, required=True, help="measured interpolation errors")
+
+    p = _add(sub, "lammps-rollout", cmd_lammps_rollout, "run a trained model inside LAMMPS")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--tables", type=Path, default=None, help="tables (.npz) for backend tables")
+    p.add_argument("--out", type=Path, required=True, help="rollout trajectory (.h5)")
+    p.add_argument("--out-json", type=Path, required=True, help="size and timing")
+    p.add_argument("--lammps-log", type=Path, required=True)
 
     p = _add(sub, "summary", cmd_summary, "the study's headline summary", params=False)
     p.add_argument("--errors", type=Path, nargs="*", default=[])

@@ -78,6 +78,8 @@ STEP_PARAMS = {
     "learn.langevin": ("ddpd.baselines.langevin", "LangevinFitParams"),
     "rollout": ("ddpd.rollout", "RolloutParams"),
     "statistics": ("ddpd.stats.compute", "StatisticsParams"),
+    "lammps.export": ("ddpd.lammps.export", "ExportParams"),
+    "lammps.rollout": ("ddpd.lammps.external", "LammpsRolloutParams"),
 }
 
 

@@ -60,6 +60,17 @@ def real_video_path():
 STAR_DATASETS = [f"stars-{s}-{c}" for s in STAR_SYSTEMS for c in STAR_CONDITIONS]
 DATASETS = STAR_DATASETS + (["colloid"] if config["colloid"]["enabled"] else [])
 LEARN_DATASETS = [d for d in config["learn"]["datasets"]]
+AT_REST = [
+    d
+    for d in LEARN_DATASETS
+    if d.startswith("stars-") and config["stars"]["conditions"][d.split("-", 2)[2]] == 0
+]
+for _d in config["lammps"]["datasets"]:
+    if _d not in AT_REST:
+        raise WorkflowError(
+            f"config: key 'lammps.datasets' names {_d!r}: expected a learned star dataset at "
+            f"rest (periodic box), one of {AT_REST}"
+        )
 for _d in LEARN_DATASETS:
     if _d not in DATASETS:
         raise WorkflowError(
@@ -123,5 +134,10 @@ def all_outputs():
         ]
     if config["real_video"]["enabled"]:
         out += ["results/real_video/diffusion.json"]
+    for d in config["lammps"]["datasets"]:
+        out += [
+            f"results/lammps/{d}/timing.json",
+            f"results/lammps/{d}/interpolation_errors.json",
+        ]
     out += ["results/tables/summary.md"]
     return out
