@@ -18,7 +18,9 @@ import numpy as np
 
 from ddpd.baselines.langevin import rollout_langevin_file, train_langevin
 from ddpd.io.h5md import Trajectory, write_trajectory
-from ddpd.plots import plot_conservation, plot_error_table, plot_statistics_overlay
+from ddpd.plots.conservation import plot_conservation
+from ddpd.plots.errors import plot_error_table
+from ddpd.plots.statistics import plot_statistics_overlay
 from ddpd.space.box import Box
 from ddpd.stats.compare import compare_statistics
 from ddpd.stats.compute import compute_statistics

@@ -2,12 +2,10 @@ import numpy as np
 import pytest
 
 from ddpd.io.h5md import Trajectory, write_trajectory
-from ddpd.plots import (
-    plot_conservation,
-    plot_error_table,
-    plot_learning_curve,
-    plot_statistics_overlay,
-)
+from ddpd.plots.conservation import plot_conservation
+from ddpd.plots.errors import plot_error_table
+from ddpd.plots.statistics import plot_statistics_overlay
+from ddpd.plots.training import plot_learning_curve
 from ddpd.space.box import Box
 from ddpd.stats.compare import compare_statistics
 from ddpd.stats.compute import compute_statistics

@@ -63,7 +63,7 @@ def register_model(kind: str, cls: type) -> None:
 
 def model_class(kind: str) -> type:
     if kind not in MODEL_KINDS:
-        import ddpd.baselines  # noqa: F401  (registers the baseline kinds on first use)
+        import ddpd.baselines.learnable  # noqa: F401  (registers the baselines on first use)
     if kind not in MODEL_KINDS:
         raise ValueError(f"train.kind: expected one of {sorted(MODEL_KINDS)}, got {kind!r}")
     return MODEL_KINDS[kind]
