@@ -6,11 +6,23 @@ from pathlib import Path
 from ddpd.config import ConfigError, step_params, validate_config
 from ddpd.config import train_params as ddpd_train_params
 
+STEP_PARAMS = {}
+
+
+def parsed_step_params():
+    """Every step's section parsed by its command's dataclass (imports torch: ~3 s)."""
+    if not STEP_PARAMS:
+        STEP_PARAMS.update(step_params(config))
+    return STEP_PARAMS
+
+
 try:
     validate_config(
         config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
     )
-    STEP_PARAMS = step_params(config)
+    # Before any job starts; cluster jobs re-read this file and skip it (checked already).
+    if workflow.is_main_process:
+        parsed_step_params()
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -34,7 +46,8 @@ def as_json(section):
 
 def truth_statistics_params():
     """Statistics of the truth on the rollouts' frame interval (dataset stride x save_every)."""
-    stride = STEP_PARAMS["dataset"].stride * STEP_PARAMS["rollout"].save_every
+    parsed = parsed_step_params()
+    stride = parsed["dataset"].stride * parsed["rollout"].save_every
     params = dict(config["statistics"])
     params["frame_stride"] = params.get("frame_stride", 1) * stride
     return as_json(params)
@@ -60,6 +73,14 @@ def real_video_path():
 STAR_DATASETS = [f"stars-{s}-{c}" for s in STAR_SYSTEMS for c in STAR_CONDITIONS]
 DATASETS = STAR_DATASETS + (["colloid"] if config["colloid"]["enabled"] else [])
 LEARN_DATASETS = [d for d in config["learn"]["datasets"]]
+for _d in LEARN_DATASETS:
+    if _d not in DATASETS:
+        raise WorkflowError(
+            f"config: key 'learn.datasets' names {_d!r}, which is not a dataset of this study "
+            f"(available: {', '.join(DATASETS)})"
+        )
+
+
 AT_REST = [
     d
     for d in LEARN_DATASETS
@@ -70,12 +91,6 @@ for _d in config["lammps"]["datasets"]:
         raise WorkflowError(
             f"config: key 'lammps.datasets' names {_d!r}: expected a learned star dataset at "
             f"rest (periodic box), one of {AT_REST}"
-        )
-for _d in LEARN_DATASETS:
-    if _d not in DATASETS:
-        raise WorkflowError(
-            f"config: key 'learn.datasets' names {_d!r}, which is not a dataset of this study "
-            f"(available: {', '.join(DATASETS)})"
         )
 
 
