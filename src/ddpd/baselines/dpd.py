@@ -33,8 +33,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ddpd.baselines.base import BaselineModel, torch_dtype
 from ddpd.model.bracket import scatter_pairs
-from ddpd.model.integrate import State, _advance_positions, init_state
+from ddpd.model.integrate import State, _advance_positions
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.metriplectic import Snapshot
 from ddpd.params import is_number, parse_params, require
@@ -70,16 +71,14 @@ class DPDParams:
                 self.jitter)
 
 
-def _dtype(name: str) -> torch.dtype:
-    return torch.float64 if name == "float64" else torch.float32
-
-
-class DPDModel(nn.Module):
+class DPDModel(BaselineModel):
     """DPD with learned a, gamma, k_B T (module docstring).
 
     Args (saved in :attr:`hparams`): dim, cutoff h, exponent k, mass m, dt, delta_v_scale
     (residual scale of dv), force0 / gamma0 / kT0 (initial values), jitter.
     """
+
+    default_dtype = "float64"
 
     def __init__(self, dim: int, cutoff: float, exponent: float, mass: float, dt: float,
                  delta_v_scale: float, force0: float, gamma0: float, kT0: float,
@@ -200,19 +199,7 @@ class DPDModel(nn.Module):
                     delta_v_scale=dv, force0=mass * dv / dt, gamma0=sigma2 / (2 * kT0),
                     kT0=kT0, jitter=p.jitter)
         model.hparams["dtype"] = p.dtype
-        return model.to(_dtype(p.dtype))
-
-    @classmethod
-    def from_hparams(cls, hparams: dict) -> DPDModel:
-        h = dict(hparams)
-        dtype = h.pop("dtype", "float64")
-        model = cls(**h)
-        model.hparams["dtype"] = dtype
-        return model.to(_dtype(dtype))
-
-    def init_state(self, q: torch.Tensor, v: torch.Tensor, box, t: float = 0.0,
-                   offset: float | None = None) -> State:
-        return init_state(self, q, v, box, t, offset)
+        return model.to(torch_dtype(p.dtype))
 
     @torch.no_grad()
     def step(self, state: State, box, dt: float, generator: torch.Generator | None,

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ddpd.model.integrate import State, _advance_positions, init_state
+from ddpd.baselines.base import BaselineModel, torch_dtype
+from ddpd.model.integrate import State, _advance_positions
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.metriplectic import Snapshot
 from ddpd.model.nets import MLP
@@ -83,16 +84,14 @@ class GNNParams:
                 self.jitter)
 
 
-def _dtype(name: str) -> torch.dtype:
-    return torch.float64 if name == "float64" else torch.float32
-
-
-class GNNModel(nn.Module):
+class GNNModel(BaselineModel):
     """Equivariant message-passing network for <dv> and Var(dv) (module docstring).
 
     Args (saved in :attr:`hparams`): dim, cutoff, width, depth, layers, mass, speed_scale
     (sigma_v), delta_v_scale (delta_v), dt (data interval), mean_neighbours (n_ref), jitter.
     """
+
+    default_dtype = "float32"
 
     def __init__(self, dim: int, cutoff: float, width: int, depth: int, layers: int,
                  mass: float, speed_scale: float, delta_v_scale: float, dt: float,
@@ -186,19 +185,7 @@ class GNNModel(nn.Module):
                     delta_v_scale=float(stats["delta_v_scale"]), dt=float(stats["dt"]),
                     mean_neighbours=neighbours, jitter=p.jitter)
         model.hparams["dtype"] = p.dtype
-        return model.to(_dtype(p.dtype))
-
-    @classmethod
-    def from_hparams(cls, hparams: dict) -> GNNModel:
-        h = dict(hparams)
-        dtype = h.pop("dtype", "float32")
-        model = cls(**h)
-        model.hparams["dtype"] = dtype
-        return model.to(_dtype(dtype))
-
-    def init_state(self, q: torch.Tensor, v: torch.Tensor, box, t: float = 0.0,
-                   offset: float | None = None) -> State:
-        return init_state(self, q, v, box, t, offset)
+        return model.to(torch_dtype(p.dtype))
 
     @torch.no_grad()
     def step(self, state: State, box, dt: float, generator: torch.Generator | None,
