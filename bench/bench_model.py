@@ -24,7 +24,8 @@ DENSITY = 0.0364
 CUTOFF = 4.75
 
 
-def make(n: int, device: str, dtype: torch.dtype, seed: int = 0, width: int = 100):
+def make(n: int, device: str, dtype: torch.dtype, seed: int = 0, width: int = 100,
+         friction_scheme: str = "midpoint"):
     side = (n / DENSITY) ** (1 / 3)
     box = Box(edges=(side,) * 3)
     gen = torch.Generator().manual_seed(seed)
@@ -33,7 +34,8 @@ def make(n: int, device: str, dtype: torch.dtype, seed: int = 0, width: int = 10
     torch.manual_seed(seed)
     model = MetriplecticModel(dim=3, cutoff=CUTOFF, width=width, depth=2, teacher_features=8,
                               mass=1.0, learn_mass=False, speed_scale=1.0, dt=0.05,
-                              friction=(0.5, 0.5, 0.1), d_ref=5.0, delta_v_scale=0.3)
+                              friction=(0.5, 0.5, 0.1), d_ref=5.0, delta_v_scale=0.3,
+                              friction_scheme=friction_scheme)
     return model.to(device, dtype), box, q, v
 
 
@@ -57,17 +59,19 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--width", type=int, default=100)
+    parser.add_argument("--friction-scheme", default="midpoint", choices=["midpoint", "explicit"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     print(f"device {args.device} threads {torch.get_num_threads()} dtype {args.dtype} "
-          f"width {args.width}")
+          f"width {args.width} friction {args.friction_scheme}")
     for n in args.n:
-        bench_one(n, args.device, dtype, args.repeats, args.width)
+        bench_one(n, args.device, dtype, args.repeats, args.width, args.friction_scheme)
 
 
-def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int) -> None:
-    model, box, q, v = make(n, device, dtype, width=width)
+def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
+              friction_scheme: str) -> None:
+    model, box, q, v = make(n, device, dtype, width=width, friction_scheme=friction_scheme)
     state = init_state(model, q, v, box)
     pairs = state.pairs
     print(f"N = {n}: {2 * len(pairs.i) / n:.2f} neighbours per particle")

@@ -96,3 +96,33 @@ def test_bad_params_are_named(dataset, tmp_path):
         train(dataset, {"model": {"dtype": "float16"}}, tmp_path / "x")
     with pytest.raises(FileNotFoundError):
         train(tmp_path / "missing.h5", {}, tmp_path / "x")
+
+
+def test_calibrated_start_and_equipartition_match(dataset, tmp_path):
+    params = dict(PARAMS, epochs=2, match_equipartition=True, calibrate=True,
+                  model=dict(PARAMS["model"], friction_scheme="midpoint"))
+    train(dataset, params, tmp_path / "m", device="cpu")
+    info = json.loads((tmp_path / "m" / "hparams.json").read_text())
+    cal = info["calibration"]
+    assert cal["gamma_dt"] > 0 and cal["kinetic_temperature"] > 0
+    assert info["hparams"]["friction_scheme"] == "midpoint"
+    match = info["equipartition_match"]
+    # the saved model: k_B <T> equals the kinetic temperature of the training frames
+    model = load_model(tmp_path / "m").double()
+    data = load_dataset(dataset)
+    snaps = snapshots(data, "train", model.cutoff, torch.float64)
+    pick = torch.linspace(0, len(snaps) - 1, min(64, len(snaps))).round().long()
+    kin, temp, count = 0.0, 0.0, 0
+    with torch.no_grad():
+        for k in pick:
+            s = snaps[int(k)]
+            v = s.v0[s.idx0] - s.v0[s.idx0].mean(0)
+            kin += float(model.mass * (v * v).sum() / model.dim)
+            terms = model.evaluate(s.v0, model.entropy(s.v0, s.pairs0), s.pairs0,
+                                   with_divergence=False)
+            temp += float(model.k_B * terms.T[s.idx0].sum())
+            count += len(s.idx0)
+    assert kin / count == pytest.approx(match["kinetic_temperature"], rel=1e-4)
+    assert temp / count == pytest.approx(kin / count, rel=1e-3)
+    with pytest.raises(ValueError, match="train.match_equipartition"):
+        train(dataset, {"match_equipartition": 1}, tmp_path / "x")

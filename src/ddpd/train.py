@@ -52,6 +52,15 @@ class TrainParams:
         equipartition: weight of the equipartition prior in the training loss (see
             MetriplecticModel.nll); 0 = off. For equilibrium (rest) data; validation and model
             selection always use the plain NLL (0).
+        calibrate: before training, set k_B and the friction scale from the training data
+            (equipartition and the lag-dt velocity autocorrelation; see
+            MetriplecticModel.calibrate). Recommended with model.friction_scheme 'midpoint';
+            default false (the explicit LAMMPS engine port is unstable at the calibrated
+            gamma dt ~ 2 of data with no velocity memory).
+        match_equipartition: after training, scale k_B and the friction of the selected
+            model so that k_B <T> equals the kinetic temperature of the training frames
+            exactly, keeping its noise (MetriplecticModel.match_equipartition). For data at
+            rest only (false).
         patience: stop after this many epochs without a better validation NLL (8).
         grad_clip: max gradient norm (10).
         seed: seed of the initialisation and the batch order (0).
@@ -70,6 +79,8 @@ class TrainParams:
     schedule: str = "cosine"
     warmup_epochs: int = 3
     equipartition: float = 0.0
+    calibrate: bool = False
+    match_equipartition: bool = False
     patience: int = 8
     grad_clip: float = 10.0
     seed: int = 0
@@ -93,6 +104,9 @@ class TrainParams:
               "warmup_epochs", "an integer >= 0", self.warmup_epochs)
         require(is_number(self.equipartition) and self.equipartition >= 0, s, "equipartition",
               "a number >= 0", self.equipartition)
+        for key in ("calibrate", "match_equipartition"):
+            require(isinstance(getattr(self, key), bool), s, key, "true or false",
+                    getattr(self, key))
         require(is_number(self.lr) and self.lr > 0, s, "lr", "a positive number", self.lr)
         require(self.schedule in ("cosine", "constant"), s, "schedule",
               "'cosine' or 'constant'", self.schedule)
@@ -160,6 +174,10 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         pick = torch.linspace(0, len(val_snaps) - 1, p.validation_frames).round().long()
         val_snaps = [val_snaps[int(k)] for k in pick]
 
+    calibration = None
+    if p.calibrate and hasattr(model, "calibrate"):
+        pick = torch.linspace(0, len(train_snaps) - 1, min(32, len(train_snaps))).round().long()
+        calibration = model.calibrate([train_snaps[int(k)] for k in pick], dt)
     optimiser = torch.optim.Adam(model.parameters(), lr=p.lr)
     if p.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, p.epochs,
@@ -168,7 +186,7 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda _: 1.0)
     order_gen = torch.Generator().manual_seed(p.seed)
     info = dict(kind=p.kind, hparams=model.hparams, dataset_stats=stats,
-                train_params=dataclasses.asdict(p), dataset=str(dataset))
+                train_params=dataclasses.asdict(p), dataset=str(dataset), calibration=calibration)
 
     epoch0, best, bad, curve, wall0 = 0, math.inf, 0, [], 0.0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -231,4 +249,11 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
             break
     info["best_validation_nll"] = best
     info["best_epoch"] = int(min(curve, key=lambda r: r[3])[0])
+    if p.match_equipartition and hasattr(model, "match_equipartition"):
+        model.load_state_dict(best_state)
+        pick = torch.linspace(0, len(train_snaps) - 1, min(64, len(train_snaps))).round().long()
+        info["equipartition_match"] = model.match_equipartition(
+            [train_snaps[int(k)] for k in pick])
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        info["validation_nll_after_match"] = mean_nll(model, val_snaps, dt, p.batch_frames)
     _write_outputs(out_dir, info, best_state, curve)

@@ -15,6 +15,12 @@
   projection of the peculiar velocities v - <v> by one factor that restores the total energy
   exactly and leaves the momentum unchanged. Sheared and open boxes exchange energy with the
   outside, so there the projection is not applied.
+  With ``friction_scheme == 'midpoint'`` (train.model.friction_scheme) step (1) is one
+  combined update: the friction drift is taken at the midpoint velocities, solved together
+  with the noise kick (:func:`ddpd.model.bracket.midpoint_velocity_change`, conjugate
+  gradients on I + dt L/2), which keeps the stationary kinetic temperature equal to k_B T
+  at any dt for the linear friction (the explicit friction heats by 2 / (2 - gamma dt)) and
+  is the same transition the likelihood scores.
 
 A state is a :class:`State`; ``pairs`` caches the neighbour list of ``q``.
 """
@@ -171,9 +177,33 @@ def exact_energy_step(model: MetriplecticModel, state: State, box: Box, dt: floa
     """One step with an exact discrete first law (see the module docstring)."""
     pairs = _pairs(model, state, box)
     terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise)
+    if model.friction_scheme == "midpoint":
+        state = _midpoint_friction_and_noise(model, state, pairs, terms, dt, generator, noise,
+                                             max_halvings)
+    else:
+        state = _explicit_friction_and_noise(model, state, pairs, terms, dt, generator, noise,
+                                             max_halvings)
+
+    # (2) reversible part: symplectic Euler at fixed S, then energy projection.
+    present = torch.isfinite(state.q).all(-1)
+    U_now, _, P_now, _ = model.thermo(state.S, terms.V, second=False)
+    energy_before = model.total_energy(state.v, U_now.detach())
+    _, dw_dr = model.kernel_and_slope(terms.s)
+    F = bracket.conservative_force(P_now.detach(), terms.d, dw_dr.detach(), terms.e,
+                                   pairs.i, pairs.j)
+    v = state.v + F / model.mass * dt
+    moved = _advance_positions(model, state.q, v, box, state, dt)
+    if box.boundary == "periodic":
+        moved = _project_energy(model, moved, energy_before, present)
+    return moved
+
+
+def _explicit_friction_and_noise(model: MetriplecticModel, state: State, pairs: Pairs, terms,
+                                 dt: float, generator: torch.Generator | None, noise: bool,
+                                 max_halvings: int) -> State:
+    """Step (1) with the friction drift at v(t) (friction_scheme 'explicit')."""
     dim = state.v.shape[1]
     T_i, T_j = terms.T[pairs.i], terms.T[pairs.j]
-
     # (1a) deterministic friction M dS, never decreasing total S (limiter halves the step).
     det = terms.drift_M
     S_total = torch.nansum(state.S)
@@ -201,19 +231,53 @@ def exact_energy_step(model: MetriplecticModel, state: State, box: Box, dt: floa
         heat_j = kick.heat_j + T_j * div[:, 2 * dim + 1] * dt
         v2, S2 = _heat_to_entropy(model, state, pairs, terms, dv_pair, heat_i, heat_j)
         state = state._replace(v=v2, S=S2)
+    return state
 
-    # (2) reversible part: symplectic Euler at fixed S, then energy projection.
-    present = torch.isfinite(state.q).all(-1)
-    U_now, _, P_now, _ = model.thermo(state.S, terms.V, second=False)
-    energy_before = model.total_energy(state.v, U_now.detach())
-    _, dw_dr = model.kernel_and_slope(terms.s)
-    F = bracket.conservative_force(P_now.detach(), terms.d, dw_dr.detach(), terms.e,
-                                   pairs.i, pairs.j)
-    v = state.v + F / model.mass * dt
-    moved = _advance_positions(model, state.q, v, box, state, dt)
-    if box.boundary == "periodic":
-        moved = _project_energy(model, moved, energy_before, present)
-    return moved
+
+def _midpoint_friction_and_noise(model: MetriplecticModel, state: State, pairs: Pairs, terms,
+                                 dt: float, generator: torch.Generator | None, noise: bool,
+                                 max_halvings: int) -> State:
+    """Step (1) with the friction drift at the midpoint velocities (friction_scheme 'midpoint').
+
+    The noise kick and k_B div M dt (at the state at t) and the friction -dt W u_mid of every
+    pair are applied together: the midpoint velocities come from the symmetric positive
+    definite system of :func:`bracket.midpoint_velocity_change` (conjugate gradients), the
+    applied increments are the pair terms (momentum exact), the heats are balanced to the
+    kinetic-energy change by :func:`_heat_to_entropy` (energy exact). ``noise=False`` applies
+    the friction M dS alone, with the limiter that halves the step if total S would decrease.
+    """
+    n, dim = state.v.shape
+    i, j = pairs.i, pairs.j
+    T_i, T_j = terms.T[i], terms.T[j]
+    u = terms.v_ij
+    kick_dv = torch.zeros_like(u)
+    kick_heat_i = torch.zeros_like(T_i)
+    kick_heat_j = torch.zeros_like(T_j)
+    if noise:
+        kick = pair_noise(terms.A, terms.B, terms.C, terms.e, u, T_i, T_j, model.mass,
+                          model.k_B, dt, generator)
+        div = terms.drift_div
+        kick_dv = kick.dv + 0.5 * (div[:, :dim] - div[:, dim:2 * dim]) * dt
+        kick_heat_i = kick.heat_i + T_i * div[:, 2 * dim] * dt
+        kick_heat_j = kick.heat_j + T_j * div[:, 2 * dim + 1] * dt
+    K = bracket.noise_covariance(terms.A, terms.B, terms.e)
+    W = bracket.friction_weights(K, T_i, T_j, model.mass)
+    S_total = torch.nansum(state.S)
+    h = dt
+    for _ in range(max_halvings + 1):
+        y = bracket.midpoint_velocity_change(W, u, kick_dv, i, j, n, h)
+        u_mid = u + 0.5 * (y[i] - y[j])
+        det, _ = model.midpoint_terms(terms, pairs, u_mid)
+        fric = det.drift_M
+        dv_pair = kick_dv + 0.5 * (fric[:, :dim] - fric[:, dim:2 * dim]) * h
+        heat_i = kick_heat_i + T_i * fric[:, 2 * dim] * h
+        heat_j = kick_heat_j + T_j * fric[:, 2 * dim + 1] * h
+        v1, S1 = _heat_to_entropy(model, state, pairs, terms, dv_pair, heat_i, heat_j)
+        if noise or torch.nansum(S1) >= S_total - 64 * torch.finfo(S1.dtype).eps * torch.nansum(
+                S1.abs()):
+            return state._replace(v=v1, S=S1)
+        h = 0.5 * h
+    return state
 
 
 def internal_energy_at(model: MetriplecticModel, state: State, box: Box) -> torch.Tensor:

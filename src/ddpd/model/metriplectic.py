@@ -84,19 +84,32 @@ class MetriplecticModel(nn.Module):
 
     Args (all saved in :attr:`hparams`): dim, cutoff (h), width, depth, teacher_features,
     mass, learn_mass, speed_scale (sigma_v), dt, friction (A0, B0, C0 initial pair
-    amplitudes), d_ref (typical density), delta_v_scale (residual scale of dv), jitter.
+    amplitudes), d_ref (typical density), delta_v_scale (residual scale of dv), jitter,
+    learn_k_B (false: k_B stays at its start value, set from equipartition, which fixes the
+    gauge (S, T, k_B, A^2, B^2, C^2) -> (l S, T/l, l k_B, A^2/l, ...) that leaves the
+    dynamics of (q, v) and the likelihood unchanged),
+    friction_scheme ("midpoint": the friction drift M dS of a step is taken at the
+    midpoint velocities (v(t) + v(t+dt))/2, in the likelihood and in the exact-energy
+    rollout step, which keeps k_B T = m <v^2> exact at any dt for the linear friction, see
+    :func:`bracket.midpoint_velocity_change`; "explicit": at v(t), as in the reference).
     """
 
     def __init__(self, dim: int, cutoff: float, width: int, depth: int, teacher_features: int,
                  mass: float, learn_mass: bool, speed_scale: float, dt: float,
                  friction: tuple[float, float, float], d_ref: float, delta_v_scale: float,
-                 jitter: float = 1e-4):
+                 jitter: float = 1e-4, friction_scheme: str = "midpoint",
+                 learn_k_B: bool = True):
         super().__init__()
         self.hparams = dict(
             dim=dim, cutoff=cutoff, width=width, depth=depth, teacher_features=teacher_features,
             mass=mass, learn_mass=learn_mass, speed_scale=speed_scale, dt=dt,
             friction=list(friction), d_ref=d_ref, delta_v_scale=delta_v_scale, jitter=jitter,
+            friction_scheme=friction_scheme, learn_k_B=learn_k_B,
         )
+        if friction_scheme not in ("midpoint", "explicit"):
+            raise ValueError(f"train.model.friction_scheme: expected 'midpoint' or 'explicit', "
+                             f"got {friction_scheme!r}")
+        self.friction_scheme = friction_scheme
         self.dim = dim
         self.cutoff = cutoff
         self.speed_scale = speed_scale
@@ -109,7 +122,10 @@ class MetriplecticModel(nn.Module):
             self.log_mass = nn.Parameter(log_m)
         else:
             self.register_buffer("log_mass", log_m)
-        self.log_k_B = nn.Parameter(torch.tensor(0.0))
+        if learn_k_B:
+            self.log_k_B = nn.Parameter(torch.tensor(0.0))
+        else:  # fixes the gauge (S, T, k_B, A^2) -> (l S, T / l, l k_B, A^2 / l)
+            self.register_buffer("log_k_B", torch.tensor(0.0))
         self.kernel_net = MLP(1, 1, width, depth)
         self.energy_net = ConvexIncreasing(2, width, depth)
         self.friction_net = MLP(2, 3, width, depth)
@@ -232,9 +248,13 @@ class MetriplecticModel(nn.Module):
         """Per-particle Gaussian NLL of the (v, S) increment, summed over scored particles.
 
         Returns the sum (a 0-d tensor); divide by the number of scored particles for a mean.
-        ``mean_only``: the warm-up loss of staged training, sum |r_v / sigma_dv|^2 of the
-        velocity residuals only (fits the conservative force and the mean friction before
-        the noise amplitudes are trusted to explain what is left).
+        ``mean_only``: the warm-up loss of staged training, sum |e_v / sigma_dv|^2 of the
+        velocity prediction errors only, e_v = r_v (explicit friction) or G^-1 r_v
+        (midpoint friction, G = d r / d v(t+dt)); fits the conservative force and the mean
+        friction before the noise amplitudes are trusted to explain what is left.
+        Midpoint friction (``friction_scheme``): the friction drift M dS is evaluated at
+        (v(t) + v(t+dt))/2 and the NLL is that of x(t+dt), i.e. it includes
+        -2 log det G per particle (the composite likelihood keeps each particle's own block).
         ``equipartition`` > 0 adds, per scored particle, equipartition * log(k_B <T> /
         (m <|v - <v>|^2> / D))^2 for each frame: a prior for equilibrium data that ties the
         fluctuation-dissipation temperature to the kinetic temperature (the NLL alone leaves
@@ -243,6 +263,16 @@ class MetriplecticModel(nn.Module):
         S0 = self.entropy(snap.v0, snap.pairs0)
         S1 = self.entropy(snap.v1, snap.pairs1)
         terms = self.evaluate(snap.v0, S0, snap.pairs0)
+        log_jacobian, jacobian = None, None
+        if self.friction_scheme == "midpoint":
+            # friction at the midpoint velocities; unscored particles keep v(t)
+            v1 = snap.v0.index_copy(0, snap.idx0, snap.v1[snap.idx1])
+            i, j = snap.pairs0.i, snap.pairs0.j
+            u_mid = 0.5 * (terms.v_ij + v1[i] - v1[j] + snap.pairs0.jump)
+            terms, W = self.midpoint_terms(terms, snap.pairs0, u_mid)
+            jacobian = bracket.friction_jacobian(W, i, j, snap.v0.shape[0], dt)[snap.idx0]
+            log_jacobian = 2.0 * torch.log(torch.diagonal(
+                torch.linalg.cholesky(jacobian), dim1=-2, dim2=-1)).sum(-1)
         drift = self.drift(snap.v0, terms, snap.pairs0)
         x0 = torch.cat([snap.v0, S0[:, None]], dim=1)[snap.idx0]
         x1 = torch.cat([snap.v1, S1[:, None]], dim=1)[snap.idx1]
@@ -256,12 +286,35 @@ class MetriplecticModel(nn.Module):
         else:
             prior = torch.zeros((), dtype=residual.dtype, device=residual.device)
         if mean_only:
-            return ((residual[:, : self.dim] / self.delta_v_scale) ** 2).sum() + prior
+            error = residual[:, : self.dim]
+            if jacobian is not None:
+                # error of the predicted v(t+dt): G^-1 r (the residual r itself shrinks
+                # with weaker friction, its minimum is not the regression's)
+                error = torch.linalg.solve(jacobian, error[..., None])[..., 0]
+            return ((error / self.delta_v_scale) ** 2).sum() + prior
         Mii = bracket.diagonal_blocks(terms.M, snap.pairs0.i, snap.pairs0.j, snap.v0.shape[0])
         cov = 2.0 * self.k_B * dt * Mii[snap.idx0]
         scale = torch.ones(self.dim + 1, dtype=residual.dtype, device=residual.device)
         scale[: self.dim] = self.delta_v_scale
-        return gaussian_nll(residual, cov, scale, self.jitter).sum() + prior
+        nll = gaussian_nll(residual, cov, scale, self.jitter).sum() + prior
+        if log_jacobian is not None:
+            # density of x(t+dt), not of the residual: -2 log |det d r / d v(t+dt)|
+            nll = nll - 2.0 * log_jacobian.sum()
+        return nll
+
+    def midpoint_terms(self, terms: Terms, pairs: Pairs, u_mid: torch.Tensor
+                       ) -> tuple[Terms, torch.Tensor]:
+        """``terms`` with M dS taken at the pair velocities ``u_mid`` (P, D); also W (P, D, D).
+
+        Only the deterministic friction drift changes; the noise covariance M and k_B div M
+        stay those of the state at t (see :func:`bracket.midpoint_velocity_change`).
+        """
+        T_i, T_j = terms.T[pairs.i], terms.T[pairs.j]
+        amp = torch.stack([terms.A, terms.B, terms.C], dim=-1)
+        M_mid = bracket.pair_blocks(u_mid, terms.e, amp, T_i, T_j, self.mass)
+        K = bracket.noise_covariance(terms.A, terms.B, terms.e)
+        W = bracket.friction_weights(K, T_i, T_j, self.mass)
+        return terms._replace(drift_M=bracket.entropy_gradient_drift(M_mid)), W
 
     # -- construction and the model protocol (ddpd.model.api) ---------------------------
     @classmethod
@@ -278,6 +331,7 @@ class MetriplecticModel(nn.Module):
             teacher_features=p.teacher_features, mass=stats["mass"], learn_mass=p.learn_mass,
             speed_scale=stats["speed_scale"], dt=stats["dt"], friction=tuple(stats["friction"]),
             d_ref=stats["d_ref"], delta_v_scale=stats["delta_v_scale"], jitter=p.jitter,
+            friction_scheme=p.friction_scheme, learn_k_B=p.learn_k_B,
         )
         model.hparams["dtype"] = p.dtype
         # Equipartition at the start: k_B T(S=0, V=1/d_ref) = m sigma_v^2.
@@ -287,12 +341,93 @@ class MetriplecticModel(nn.Module):
             model.log_k_B.fill_(math.log(model.energy_scale / float(T0[0])))
         return model.to(torch.float64 if p.dtype == "float64" else torch.float32)
 
+    @torch.no_grad()
+    def calibrate(self, snaps: list[Snapshot], dt: float) -> dict[str, float]:
+        """Physically informed start from the data (before training; shared/method.md §4).
+
+        Two scalars are set so that the fresh model's linear friction reproduces the data's
+        one-step velocity memory and equipartition:
+
+        * k_B so that k_B <T> = m <|v - <v>|^2> / D (kinetic temperature of ``snaps``);
+        * the friction scale (log_amp0 of A and B) so that the mean per-particle rate
+          gamma = tr(sum_pairs W) / D, W = K (1/T_i + 1/T_j) / (2m), gives the measured
+          lag-dt velocity autocorrelation a = <v(t) . v(t+dt)> / <v . v> (peculiar
+          velocities): gamma dt = 2 (1 - a) / (1 + a) for midpoint friction (the Cayley
+          map (1 - gamma dt/2) / (1 + gamma dt/2) = a), 1 - a for explicit friction.
+
+        The noise then follows by fluctuation-dissipation (2 k_B M dt). Returns the measured
+        and set values (JSON-able).
+        """
+        num, den, kin, n_kin = 0.0, 0.0, 0.0, 0
+        T_sum, T_n, rate_sum, rate_n = 0.0, 0, 0.0, 0
+        for snap in snaps:
+            v0 = snap.v0[snap.idx0] - snap.v0[snap.idx0].mean(0)
+            v1 = snap.v1[snap.idx1] - snap.v1[snap.idx1].mean(0)
+            num += float((v0 * v1).sum())
+            den += float((v0 * v0).sum())
+            kin += float(self.mass * (v0 * v0).sum() / self.dim)
+            n_kin += len(snap.idx0)
+            S0 = self.entropy(snap.v0, snap.pairs0)
+            terms = self.evaluate(snap.v0, S0, snap.pairs0, with_divergence=False)
+            i, j = snap.pairs0.i, snap.pairs0.j
+            K = bracket.noise_covariance(terms.A, terms.B, terms.e)
+            W = bracket.friction_weights(K, terms.T[i], terms.T[j], self.mass)
+            rate = torch.diagonal(bracket.scatter_pairs(W, i, j, len(snap.v0)), dim1=-2,
+                                  dim2=-1).sum(-1) / self.dim
+            T_sum += float(terms.T[snap.idx0].sum())
+            T_n += len(snap.idx0)
+            rate_sum += float(rate[snap.idx0].sum())
+            rate_n += len(snap.idx0)
+        if den <= 0 or rate_sum <= 0 or T_n == 0:
+            raise ValueError("calibrate: the snapshots have no scored particle with neighbours")
+        a = min(max(num / den, -0.9), 0.99)
+        target = 2 * (1 - a) / (1 + a) if self.friction_scheme == "midpoint" else 1 - a
+        kinetic_T = kin / n_kin
+        mean_T = T_sum / T_n
+        rate_now = rate_sum / rate_n * dt
+        # W scales with the squared A, B amplitudes (each the product a_i a_j of two factors)
+        shift = 0.25 * math.log(target / rate_now)
+        self.log_amp0[:2] += shift
+        self.log_k_B.fill_(math.log(kinetic_T / mean_T))
+        return dict(velocity_memory=a, gamma_dt=target, gamma_dt_before=rate_now,
+                    kinetic_temperature=kinetic_T, k_B=kinetic_T / mean_T)
+
+    @torch.no_grad()
+    def match_equipartition(self, snaps: list[Snapshot]) -> dict[str, float]:
+        """Set k_B <T> = m <|v - <v>|^2> / D on ``snaps`` exactly, keeping the noise (equilibrium).
+
+        k_B -> f k_B and every pair amplitude squared (A^2, B^2, C^2) -> A^2 / f, with
+        f = kinetic temperature / (k_B <T>): the noise covariance 2 k_B M dt and k_B div M are
+        unchanged, the friction M dS scales by 1/f. This moves the model only along the
+        direction the one-step likelihood determines worst (the fluctuation-dissipation
+        temperature), so that the model's own stationary state, whose kinetic temperature
+        is k_B T, has the data's temperature. For data at rest only (the peculiar velocity
+        of sheared data contains the flow). Returns f and the two temperatures.
+        """
+        kin, n_kin, T_sum = 0.0, 0, 0.0
+        for snap in snaps:
+            v0 = snap.v0[snap.idx0] - snap.v0[snap.idx0].mean(0)
+            kin += float(self.mass * (v0 * v0).sum() / self.dim)
+            n_kin += len(snap.idx0)
+            S0 = self.entropy(snap.v0, snap.pairs0)
+            terms = self.evaluate(snap.v0, S0, snap.pairs0, with_divergence=False)
+            T_sum += float(terms.T[snap.idx0].sum())
+        if n_kin == 0:
+            raise ValueError("match_equipartition: the snapshots have no scored particle")
+        kinetic_T = kin / n_kin
+        model_T = float(self.k_B) * T_sum / n_kin
+        f = kinetic_T / model_T
+        self.log_k_B += math.log(f)
+        self.log_amp0 -= 0.25 * math.log(f)  # A = a_i a_j: A^2 ~ exp(4 log_amp0)
+        return dict(factor=f, kinetic_temperature=kinetic_T, model_temperature_before=model_T)
+
     @classmethod
     def from_hparams(cls, hparams: dict) -> MetriplecticModel:
         """Rebuild (untrained) from :attr:`hparams`; then load_state_dict."""
         h = dict(hparams)
         dtype = h.pop("dtype", "float32")
         h["friction"] = tuple(h["friction"])
+        h.setdefault("friction_scheme", "explicit")  # models saved before the option
         model = cls(**h)
         model.hparams["dtype"] = dtype
         return model.to(torch.float64 if dtype == "float64" else torch.float32)

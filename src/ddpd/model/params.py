@@ -27,6 +27,14 @@ class ModelParams:
         dtype: ``float32`` (default) or ``float64``.
         learn_mass: learn log m instead of taking the trajectory's mass (default false).
         jitter: dimensionless variance added to each covariance in the likelihood (1e-4).
+        learn_k_B: learn log k_B (true, default) or keep it at the value set from
+            equipartition at the start (false): fixes the entropy gauge S -> l S, T -> T/l,
+            k_B -> l k_B, friction amplitudes^2 -> /l, which the likelihood cannot see.
+        friction_scheme: ``midpoint``: friction drift at the midpoint velocities of a step
+            in the likelihood and the exact-energy rollouts (temperature exact at any dt for
+            linear friction; recommended, see bench/model.md); ``explicit`` (default until the
+            LAMMPS engine port, which integrates friction explicitly, supports midpoint):
+            at the start of the step, as the reference.
     """
 
     cutoff: float | None = None
@@ -37,6 +45,8 @@ class ModelParams:
     dtype: str = "float32"
     learn_mass: bool = False
     jitter: float = 1e-4
+    friction_scheme: str = "explicit"
+    learn_k_B: bool = True
 
     def __post_init__(self) -> None:
         s = "model"
@@ -55,3 +65,7 @@ class ModelParams:
               self.learn_mass)
         require(is_number(self.jitter) and self.jitter >= 0, s, "jitter", "a number >= 0",
               self.jitter)
+        require(isinstance(self.learn_k_B, bool), s, "learn_k_B", "true or false",
+                self.learn_k_B)
+        require(self.friction_scheme in ("midpoint", "explicit"), s, "friction_scheme",
+                "'midpoint' or 'explicit'", self.friction_scheme)
