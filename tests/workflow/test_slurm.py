@@ -43,6 +43,7 @@ def test_smoke_dag_through_slurm_profile(cluster, tmp_path):
         "squeue",
         "--slurm-init-seconds-before-status-checks",
         "2",
+        "--slurm-keep-successful-logs",
         "--latency-wait",
         "5",
         env=cluster.env,

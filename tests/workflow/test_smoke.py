@@ -55,9 +55,11 @@ def test_models_are_trained_rolled_out_and_evaluated(smoke_study):
         assert len(curve.strip().splitlines()) >= 2
         rollout = read_trajectory(results / "rollouts" / dataset / "metriplectic.h5")
         assert np.isfinite(rollout.position[rollout.present]).all()
-        # momentum is conserved exactly by the structure (shared/method.md §2)
-        p = rollout.observables["total_momentum"]
-        assert np.abs(p - p[0]).max() <= 1e-3 * (np.abs(rollout.velocity).sum(axis=(1, 2)).max())
+        if rollout.box.boundary != "open":  # open boxes exchange momentum with the data
+            # momentum is conserved exactly by the structure (shared/method.md §2)
+            p = rollout.observables["total_momentum"]
+            scale = np.abs(rollout.velocity).sum(axis=(1, 2)).max()
+            assert np.abs(p - p[0]).max() <= 1e-3 * scale
         for name in ("truth", "metriplectic", "langevin"):
             stats = json.loads((results / "stats" / dataset / f"{name}.json").read_text())
             assert _finite_json(stats)
