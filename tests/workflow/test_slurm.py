@@ -54,7 +54,7 @@ def test_smoke_dag_through_slurm_profile(cluster, tmp_path):
     # every job went through sbatch (one SLURM log folder per rule)
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     ran = {p.name for p in slurm_logs.iterdir()}
-    assert {"rule_simulate_stars", "rule_train_metriplectic", "rule_rollout_metriplectic"} <= ran
+    assert {"rule_simulate_stars", "rule_train_model", "rule_rollout_model"} <= ran
     # the training job was given the (fake) GPU by SLURM through the `gpu` resource
     train_logs = list((tmp_path / "results" / "logs" / "train").glob("*_metriplectic.log"))
     assert train_logs and all("CUDA_VISIBLE_DEVICES=0" in p.read_text() for p in train_logs)
