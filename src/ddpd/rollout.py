@@ -18,8 +18,6 @@ step (absent ones are NaN), so n_steps may not exceed the test trajectory's leng
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ddpd.coarse.dataset import load_dataset
-from ddpd.io import Trajectory, write_trajectory
+from ddpd.io.h5md import Trajectory, write_trajectory, write_trajectory_folder
 from ddpd.model.api import load_model
 from ddpd.params import parse_params, require
 from ddpd.space.neighbours import neighbour_pairs
@@ -205,13 +203,4 @@ def rollout(model_dir: Path, dataset: Path, params: dict, out: Path) -> None:
     if p.n_rollouts == 1:
         write_trajectory(out, run_one(model, data, 0, p, dev), overwrite=True)
         return
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for k in range(p.n_rollouts):
-            write_trajectory(tmp_dir / f"rollout_{k:03d}.h5", run_one(model, data, k, p, dev))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp_dir.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+    write_trajectory_folder(out, (run_one(model, data, k, p, dev) for k in range(p.n_rollouts)))

@@ -41,15 +41,19 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ddpd.io.h5md import Trajectory, atomic_path, read_trajectory, write_trajectory
+from ddpd.io.h5md import (
+    Trajectory,
+    atomic_path,
+    read_trajectory,
+    write_trajectory,
+    write_trajectory_folder,
+)
 from ddpd.params import is_int, is_number, parse_params, require
 from ddpd.space.box import Box
 from ddpd.stats.compute import analysis_components, frame_interval
@@ -553,14 +557,4 @@ def rollout_langevin_file(fitted_json: Path, dataset: Path, params: dict | None,
     if p.n_rollouts == 1:
         write_trajectory(out, rollouts[0], overwrite=True)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for k, rolled in enumerate(rollouts):
-            write_trajectory(tmp_dir / f"rollout_{k:03d}.h5", rolled)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp_dir.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+    write_trajectory_folder(out, rollouts)

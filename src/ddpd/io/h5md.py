@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +210,23 @@ def write_trajectory(
 
         params = f.create_group("parameters/ddpd")
         params.attrs["metadata"] = json.dumps(traj.metadata, sort_keys=True, default=str)
+
+
+def write_trajectory_folder(out: str | os.PathLike, trajectories: Iterable[Trajectory]) -> None:
+    """Write several runs as ``out/rollout_000.h5``, ... atomically: into a temporary folder
+    beside ``out`` that replaces ``out`` only when every file is written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for k, traj in enumerate(trajectories):
+            write_trajectory(tmp_dir / f"rollout_{k:03d}.h5", traj)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp_dir.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
 
 
 def read_trajectory(path: str | os.PathLike, group: str = "all") -> Trajectory:
