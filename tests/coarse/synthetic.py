@@ -24,7 +24,8 @@ def soft_sphere_langevin(path: Path, n: int = 30, dim: int = 2, frames: int = 30
     side = (n / density) ** (1 / dim)
     q = rng.uniform(0, side, (n, dim))
     v = rng.normal(0, np.sqrt(kT / mass), (n, dim))
-    pos, vel = [], []
+    pos, vel, img = [], [], []
+    image = np.zeros((n, dim), dtype=np.int64)
     for step in range(frames * every):
         d = q[:, None] - q[None]
         d -= side * np.round(d / side)
@@ -43,11 +44,15 @@ def soft_sphere_langevin(path: Path, n: int = 30, dim: int = 2, frames: int = 30
         else:
             noise = rng.normal(0, np.sqrt(2 * gamma * kT / mass * dt), (n, dim))
             v = v + (force / mass - gamma * v) * dt + noise
-        q = np.remainder(q + v * dt, side)
+        moved = q + v * dt
+        crossed = np.floor(moved / side).astype(np.int64)
+        image += crossed
+        q = moved - crossed * side
         if step % every == 0:
             pos.append(q.copy())
             vel.append(v.copy())
-    pos, vel = np.array(pos), np.array(vel)
+            img.append(image.copy())
+    pos, vel, img = np.array(pos), np.array(vel), np.array(img)
     time = np.arange(frames) * every * dt
     if open_box:
         edges = (0.7 * side,) + (side,) * (dim - 1)
@@ -58,8 +63,9 @@ def soft_sphere_langevin(path: Path, n: int = 30, dim: int = 2, frames: int = 30
         entered = ~outside[1:] & outside[:-1]
         vel[1:][entered] = np.nan
         box = Box(edges=edges, boundary="open")
+        img = None
     else:
         box = Box(edges=(side,) * dim)
     write_trajectory(path, Trajectory(position=pos, velocity=vel, time=time, box=box,
-                                      mass=mass))
+                                      image=img, mass=mass))
     return path

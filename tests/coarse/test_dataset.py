@@ -29,8 +29,11 @@ def test_build_and_load(tmp_path, runs):
     stats = data.stats
     assert stats["dt"] == pytest.approx(2 * 5 * 0.01)
     assert stats["mass"] == 2.0
+    # backward-difference velocities (default): none on the first frame
+    assert np.isnan(traj.velocity[0]).all() and not traj.present[0].any()
+    assert traj.present[1:].all()
     # thermal speed scale of the train runs only, recomputed here
-    v = np.concatenate([t.velocity for t in data.splits["train"]])
+    v = np.concatenate([t.velocity[1:] for t in data.splits["train"]])
     peculiar = v - v.mean(1, keepdims=True)
     assert stats["speed_scale"] == pytest.approx(np.sqrt((peculiar**2).sum(-1).mean() / 2))
     # cutoff chosen for ~8 neighbours, and the measured mean count is near it
@@ -41,7 +44,7 @@ def test_build_and_load(tmp_path, runs):
                   {"stride": 2}, out2)
     assert load_dataset(out2).stats == stats
     snaps = snapshots(data, "train", stats["cutoff"], torch.float64)
-    assert len(snaps) == 2 * 5
+    assert len(snaps) == 2 * 4
     batch = collate(snaps[:3])
     assert batch.v0.shape == (90, 2) and len(batch.idx0) == 90
     assert int(batch.pairs0.i.max()) >= 60
@@ -57,7 +60,8 @@ def test_open_box_masks(tmp_path):
     assert (~traj.present).any() and traj.exterior.any()
     assert not (traj.exterior & ~traj.present).any()
     snaps = snapshots(data, "train", data.stats["cutoff"], torch.float64)
-    for t, snap in enumerate(snaps):
+    assert not traj.present[0].any()  # backward differences: no velocity on frame 0
+    for t, snap in enumerate(snaps, start=1):
         rows0 = np.nonzero(traj.present[t])[0]
         scored = rows0[snap.idx0.numpy()]
         assert traj.present[t + 1, scored].all() and not traj.exterior[t, scored].any()
@@ -84,3 +88,33 @@ def test_bad_input_is_named(tmp_path, runs):
         f.attrs["a"] = json.dumps({})
     with pytest.raises(ValueError, match="not a ddpd dataset"):
         load_dataset(tmp_path / "x.h5")
+
+
+def test_backward_difference_velocities_follow_the_displacements(tmp_path):
+    """v_t = (x_t - x_{t-stride}) / dt from unwrapped positions, through periodic crossings."""
+    runs = [soft_sphere_langevin(tmp_path / f"run{k}.h5", seed=k, frames=12) for k in range(2)]
+    from ddpd.io import read_trajectory
+
+    raw = read_trajectory(runs[0])
+    assert raw.image is not None and np.abs(raw.image).max() > 0  # some particles crossed
+    for stride in (1, 3):
+        out = tmp_path / f"ds{stride}.h5"
+        build_dataset({"train": [runs[0]], "validation": [runs[1]]}, {"stride": stride}, out)
+        traj = load_dataset(out).splits["train"][0]
+        unwrapped = raw.unwrapped_position()[::stride]
+        dt = raw.time[stride] - raw.time[0]
+        np.testing.assert_allclose(traj.velocity[1:], np.diff(unwrapped, axis=0) / dt,
+                                   rtol=1e-12, atol=1e-12)
+        # the model's step q' = q + v' dt reproduces the next wrapped position
+        side = raw.box.edges[0]
+        step = traj.position[:-1] + traj.velocity[1:] * dt
+        gap = step - traj.position[1:]
+        np.testing.assert_allclose(gap - side * np.round(gap / side), 0.0, atol=1e-9)
+    recorded = tmp_path / "rec.h5"
+    build_dataset({"train": [runs[0]], "validation": [runs[1]]},
+                  {"velocities": "recorded"}, recorded)
+    np.testing.assert_array_equal(load_dataset(recorded).splits["train"][0].velocity,
+                                  raw.velocity)
+    with pytest.raises(ValueError, match="dataset.*velocities"):
+        build_dataset({"train": [runs[0]], "validation": [runs[1]]},
+                      {"velocities": "instant"}, tmp_path / "bad.h5")

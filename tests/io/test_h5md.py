@@ -77,3 +77,30 @@ def test_bad_input_names_the_file(tmp_path):
         Trajectory(np.zeros((2, 3, 2)), np.zeros((2, 3, 3)), np.zeros(2), Box((1.0, 1.0)))
     with pytest.raises(ValueError, match="boundary"):
         Box((1.0, 1.0), "helical")
+
+
+def test_backward_difference_velocity_across_lees_edwards_boundary():
+    """Uniform motion through the sheared y boundary: the displacement velocity is the true
+    one, minus the velocity jump shear_rate * L_y per upward y image (method.md §1)."""
+    from ddpd.simulate.stars import lees_edwards_wrap
+
+    rate, edges, dt = 0.2, np.array([5.0, 4.0, 6.0]), 0.5
+    time = np.arange(12) * dt
+    velocity = np.array([[0.3, 0.9, -0.2], [-0.4, -0.7, 0.1]])
+    start = np.array([[1.0, 3.0, 2.0], [4.0, 0.5, 5.5]])
+    unwrapped = start[None] + time[:, None, None] * velocity[None]
+    offset = rate * edges[1] * time
+    frames = [lees_edwards_wrap(u, edges, o) for u, o in zip(unwrapped, offset, strict=True)]
+    wrapped = np.array([f[0] for f in frames])
+    image = np.array([f[1] for f in frames])
+    assert np.abs(image[..., 1]).max() >= 1
+    frame_v = np.broadcast_to(velocity, wrapped.shape).copy()
+    frame_v[..., 0] -= image[..., 1] * rate * edges[1]
+    traj = Trajectory(position=wrapped, velocity=frame_v, time=time, image=image,
+                      box=Box(edges=tuple(edges), boundary="lees-edwards", shear_rate=rate),
+                      observables={"lees_edwards_offset": offset})
+    v = traj.backward_difference_velocity()
+    assert np.isnan(v[0]).all()
+    np.testing.assert_allclose(v[1:], frame_v[1:], atol=1e-12)
+    v2 = traj.backward_difference_velocity(stride=2, start=1)
+    np.testing.assert_allclose(v2[1:], frame_v[3::2], atol=1e-12)

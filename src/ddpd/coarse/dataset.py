@@ -37,6 +37,7 @@ from ddpd.space.box import Box
 from ddpd.space.neighbours import Pairs, neighbour_pairs
 
 SPLITS = ("train", "validation", "test")
+VELOCITIES = ("backward_difference", "recorded")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class DatasetParams:
         exterior_margin: open boxes only: particles closer than this to the edge of the field
             of view are exterior (their neighbourhood is cut); null -> the cutoff (null).
         max_frames: keep at most this many frames per trajectory after striding; null = all.
+        velocities: ``backward_difference`` (default): v_t = (q_t - q_{t-stride}) / dt from
+            the unwrapped positions, the velocity consistent with the model's step
+            q' = q + v' dt (method.md §4; the first kept frame has none); ``recorded``: the
+            trajectory's own velocities (instantaneous for simulations). At a frame interval
+            longer than the velocity memory (star centres dumped every tau) the recorded
+            velocities are nearly uncorrelated with the next displacement (bench/model.md).
     """
 
     stride: int = 1
@@ -58,6 +65,7 @@ class DatasetParams:
     target_neighbours: float = 8.0
     exterior_margin: float | None = None
     max_frames: int | None = None
+    velocities: str = "backward_difference"
 
     def __post_init__(self) -> None:
         s = "dataset"
@@ -74,6 +82,8 @@ class DatasetParams:
         if self.max_frames is not None:
             require(isinstance(self.max_frames, int) and self.max_frames >= 2, s, "max_frames",
                   "an integer >= 2 or null", self.max_frames)
+        require(self.velocities in VELOCITIES, s, "velocities", f"one of {VELOCITIES}",
+                self.velocities)
 
 
 @dataclass
@@ -122,6 +132,12 @@ def _load_split(paths: list[Path], p: DatasetParams, split: str) -> tuple[list, 
             raise ValueError(f"{path}: particle mass {traj.mass} differs from {mass}")
         keep = slice(None, None, p.stride)
         pos, vel, time = traj.position[keep], traj.velocity[keep], traj.time[keep]
+        if p.velocities == "backward_difference":
+            try:
+                vel = traj.backward_difference_velocity(p.stride)
+            except ValueError as err:
+                raise ValueError(f"{path}: dataset.velocities 'backward_difference': {err}"
+                                 ) from err
         if p.max_frames is not None:
             pos, vel, time = pos[: p.max_frames], vel[: p.max_frames], time[: p.max_frames]
         if len(time) < 2:

@@ -136,6 +136,30 @@ class Trajectory:
             unwrapped[..., 0] += self.image[..., 1] * offset[:, None]
         return unwrapped
 
+    def backward_difference_velocity(self, stride: int = 1, start: int = 0) -> np.ndarray:
+        """(T', N, D) velocities v_t = (x_t - x_{t-1}) / (t_t - t_{t-1}) of frames start::stride.
+
+        shared/method.md §4: the velocity consistent with the coarse step q' = q + v' dt,
+        from the unwrapped positions (the differences are between kept frames; the first
+        kept frame has none: NaN). Without image counts the positions are taken as
+        continuous, as in :meth:`unwrapped_position`.
+        Lees-Edwards: the velocity is given in the frame of the wrapped position, whose x
+        velocity is lower by shear_rate * L_y per upward y image (the velocity jump across
+        the boundary, method.md §1).
+        """
+        if stride < 1 or start < 0:
+            raise ValueError(f"need stride >= 1 and start >= 0, got {stride} and {start}")
+        keep = slice(start, None, stride)
+        position = self.unwrapped_position()[keep]
+        time = self.time[keep]
+        velocity = np.full_like(position, np.nan)
+        if len(time) > 1:
+            velocity[1:] = np.diff(position, axis=0) / np.diff(time)[:, None, None]
+        if self.box.boundary == "lees-edwards" and self.image is not None:
+            jump = self.box.shear_rate * self.box.edges[1]
+            velocity[..., 0] -= self.image[keep][..., 1] * jump
+        return velocity
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:

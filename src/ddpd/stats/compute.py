@@ -71,6 +71,11 @@ class StatisticsParams:
         frame_stride: analyse every frame_stride-th frame from start_frame on, e.g. the
             dataset stride x rollout save_every for the truth, so that its frame interval
             (and so every lag grid) equals the rollouts'. Lags count these frames. Default 1.
+        velocities: ``backward_difference`` (default): velocity statistics (VACF, kinetic
+            temperature, velocity profile, kinetic stress) use (x_t - x_{t-1}) / dt between
+            analysed frames, the velocity of the coarse model's step q' = q + v' dt
+            (method.md §4), so truth and rollouts are measured alike; ``recorded``: the
+            trajectory's own velocities (instantaneous for simulations).
     """
 
     r_max: float | None = None
@@ -84,6 +89,7 @@ class StatisticsParams:
     profile_bins: int = 10
     start_frame: int = 0
     frame_stride: int = 1
+    velocities: str = "backward_difference"
 
     def __post_init__(self) -> None:
         s = SECTION
@@ -112,6 +118,8 @@ class StatisticsParams:
                 "an integer >= 0", self.start_frame)
         require(is_int(self.frame_stride) and self.frame_stride >= 1, s, "frame_stride",
                 "an integer >= 1", self.frame_stride)
+        require(self.velocities in ("backward_difference", "recorded"), s, "velocities",
+                "'backward_difference' or 'recorded'", self.velocities)
 
 
 def alpha2_lags(max_lag: int, n_lags: int) -> np.ndarray:
@@ -179,7 +187,10 @@ def trajectory_statistics(traj: Trajectory, params: StatisticsParams, source: st
     d = len(comps)
 
     position = traj.position[frames]
-    velocity = traj.velocity[frames]
+    if p.velocities == "backward_difference":
+        velocity = traj.backward_difference_velocity(p.frame_stride, p.start_frame)
+    else:
+        velocity = traj.velocity[frames]
     present = traj.present[frames]  # positions; velocity statistics also need finite v
     moving = present & np.all(np.isfinite(velocity), axis=-1)
     unwrapped = traj.unwrapped_position()[frames][..., comps]
