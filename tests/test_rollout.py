@@ -36,7 +36,10 @@ def trained(tmp_path_factory):
         if kind == "sheared":
             runs = [_sheared(r, d / f"le{k}.h5") for k, r in enumerate(runs)]
         ds = d / f"{kind}.h5"
-        build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+        # the synthetic open view wraps in y: keep its recorded (video-like) velocities
+        params = {"velocities": "recorded"} if kind == "open" else {}
+        build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, params,
+                      ds)
         train(ds, TRAIN, d / f"m_{kind}", device="cpu")
         out[kind] = (ds, d / f"m_{kind}")
     return out
@@ -48,7 +51,10 @@ def test_periodic_exact_energy_rollout(trained, tmp_path):
     rollout(model, ds, {"n_steps": 20, "save_every": 5, "device": "cpu"}, out)
     traj = read_trajectory(out)
     assert traj.position.shape == (5, 30, 2)
-    assert traj.time[0] == 0.0 and np.isclose(traj.time[-1], 20 * load_dataset(ds).stats["dt"])
+    # backward-difference velocities: the first test frame has none, the rollout starts at 1
+    data = load_dataset(ds)
+    start = data.splits["test"][0].time[1]
+    assert traj.time[0] == start and np.isclose(traj.time[-1], start + 20 * data.stats["dt"])
     energy = traj.observables["total_energy"]
     assert np.abs(energy - energy[0]).max() <= 1e-9 * abs(energy[0])
     momentum = traj.observables["total_momentum"]
@@ -85,7 +91,7 @@ def test_sheared_offsets_advance(trained, tmp_path):
     traj = read_trajectory(tmp_path / "s.h5")
     data = load_dataset(ds)
     offset = traj.observables["lees_edwards_offset"]
-    start = data.splits["test"][0].offset[0]
+    start = data.splits["test"][0].offset[1]  # first frame with (backward) velocities
     expected = start + 0.02 * traj.box.edges[1] * (traj.time - traj.time[0])
     np.testing.assert_allclose(offset, expected, rtol=1e-12)
     assert traj.box.boundary == "lees-edwards" and traj.box.shear_rate == 0.02

@@ -54,9 +54,7 @@ class TrainParams:
             selection always use the plain NLL (0).
         calibrate: before training, set k_B and the friction scale from the training data
             (equipartition and the lag-dt velocity autocorrelation; see
-            MetriplecticModel.calibrate). Recommended with model.friction_scheme 'midpoint';
-            default false (the explicit LAMMPS engine port is unstable at the calibrated
-            gamma dt ~ 2 of data with no velocity memory).
+            MetriplecticModel.calibrate); models without ``calibrate`` ignore it (true).
         match_equipartition: after training, scale k_B and the friction of the selected
             model so that k_B <T> equals the kinetic temperature of the training frames
             exactly, keeping its noise (MetriplecticModel.match_equipartition). For data at
@@ -79,7 +77,7 @@ class TrainParams:
     schedule: str = "cosine"
     warmup_epochs: int = 3
     equipartition: float = 0.0
-    calibrate: bool = False
+    calibrate: bool = True
     match_equipartition: bool = False
     patience: int = 8
     grad_clip: float = 10.0

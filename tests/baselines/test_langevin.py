@@ -169,7 +169,8 @@ def test_dataset_file_interface(tmp_path):
             path = tmp_path / f"{split}{seed}.h5"
             write_trajectory(path, ou_trajectory(seed, n_frames=120, n=30))
             splits[split].append(path)
-    build_dataset(splits, {"cutoff": 2.0}, tmp_path / "data.h5")
+    # the OU parameters are those of the instantaneous velocities
+    build_dataset(splits, {"cutoff": 2.0, "velocities": "recorded"}, tmp_path / "data.h5")
     fitted = train_langevin(tmp_path / "data.h5", tmp_path / "fit.json")
     assert fitted["regime"] == "underdamped"
     assert fitted["gamma"] == pytest.approx(GAMMA, rel=0.1)

@@ -18,7 +18,8 @@ def soft_sphere_langevin(path: Path, n: int = 30, dim: int = 2, frames: int = 30
     dissipative + random forces of Groot & Warren 1997 within r < 1, momentum conserving).
 
     ``open_box``: written as a field of view covering the lower 70% of x; particles outside
-    are absent (NaN), like tracked video.
+    are absent (NaN), like tracked video. The view wraps periodically in y: build datasets
+    of it with ``velocities: recorded`` (backward differences would jump across the wrap).
     """
     rng = np.random.default_rng(seed)
     side = (n / density) ** (1 / dim)

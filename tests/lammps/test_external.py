@@ -75,11 +75,13 @@ def _min_image(a, b, box):
     return d - edges * np.round(d / edges)
 
 
+@pytest.mark.parametrize("scheme", ["explicit", "midpoint"])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_lammps_steps_equal_pytorch_euler_steps(dim, tmp_path, monkeypatch):
+def test_lammps_steps_equal_pytorch_euler_steps(dim, scheme, tmp_path, monkeypatch):
     model = random_model(dim)
+    model.friction_scheme = scheme
     box, q, v, S = random_state(dim, n=40 if dim == 3 else 30)
-    dt, n_steps = 0.01, 4
+    dt, n_steps = 0.05, 4
     fix = ModelFix(TorchBackend(model, skin=0.4), box, q, v, S, dt, SEED, tmp_path / "l.log",
                    record_every=1)
     try:

@@ -269,7 +269,8 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
     header = dict(format=TABLE_FORMAT, dim=model.dim, cutoff=model.cutoff,
                   mass=float(model.mass.detach()), k_B=float(model.k_B.detach()), w_self=w_self,
                   entropy_range=list(S_range), volume_range=list(V_range),
-                  temperature_range=list(T_range), model_dir=str(model_dir))
+                  temperature_range=list(T_range), model_dir=str(model_dir),
+                  friction_scheme=model.friction_scheme)
     out_npz = Path(out_npz)
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, kernel=kernel, thermo=thermo, friction=amp,
@@ -280,8 +281,9 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
 class Tables:
     """Interpolated learned functions read from an :func:`export_tables` file.
 
-    Attributes: dim, cutoff (h), mass, k_B, w_self (= w(0)), the ranges, ``errors`` (the
-    stored interpolation errors) and ``out_of_range`` (clamped evaluations so far).
+    Attributes: dim, cutoff (h), mass, k_B, w_self (= w(0)), the ranges, friction_scheme
+    (of the model: 'explicit' or 'midpoint'), ``errors`` (the stored interpolation errors)
+    and ``out_of_range`` (clamped evaluations so far).
     """
 
     def __init__(self, path: Path):
@@ -308,6 +310,7 @@ class Tables:
         self.entropy_range = tuple(header["entropy_range"])
         self.volume_range = tuple(header["volume_range"])
         self.temperature_range = tuple(header["temperature_range"])
+        self.friction_scheme = str(header.get("friction_scheme", "explicit"))
         self.out_of_range = 0
 
     def kernel(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -221,6 +221,7 @@ class TorchBackend:
         self.neighbours = VerletList(model.cutoff, skin)
         self.mass = float(model.mass.detach())
         self.k_B = float(model.k_B.detach())
+        self.friction_scheme = model.friction_scheme
 
     def rates(self, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids: np.ndarray,
               box: Box) -> Rates:
@@ -250,6 +251,7 @@ class TableBackend:
         self.cutoff = tables.cutoff
         self.mass = tables.mass
         self.k_B = tables.k_B
+        self.friction_scheme = tables.friction_scheme
 
     def rates(self, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids: np.ndarray,
               box: Box) -> Rates:
@@ -275,19 +277,85 @@ def euler_update(backend: Any, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids:
     """(v_{n+1}, S_{n+1}) of one Euler-Maruyama step at (q_n, v_n, S_n) (method.md §3).
 
     v' = v + (F/m + M dS + k_B div M) dt + dv_noise, S' = S + Sdot dt + dS_noise, with the
-    pair noise drawn by :func:`pair_noise_numbers` for (step, IDs of the pair).
+    pair noise drawn by :func:`pair_noise_numbers` for (step, IDs of the pair). With the
+    backend's ``friction_scheme`` 'midpoint' the friction drift is taken at the midpoint
+    pair velocities (:func:`midpoint_update`), as :func:`ddpd.model.integrate.euler_step`.
     """
     n, dim = v.shape
     r = backend.rates(q, v, S, ids, box)
-    v_new = v + r.rate[:, :dim] * dt
-    S_new = S + r.rate[:, dim] * dt
+    kick = None
     if noise and len(r.i):
         xi, zeta = pair_noise_numbers(step, ids[r.i], ids[r.j], seed, dim)
         kick = noise_kick(r.pairs, backend.mass, backend.k_B, dt, xi, zeta)
+    if getattr(backend, "friction_scheme", "explicit") == "midpoint":
+        v_new, S_new = midpoint_update(r, v, S, backend.mass, dt, kick)
+        return v_new, S_new, r
+    v_new = v + r.rate[:, :dim] * dt
+    S_new = S + r.rate[:, dim] * dt
+    if kick is not None:
         v_new = v_new + _scatter_pairs(kick.dv, r.i, r.j, n, -1.0)
         S_new = (S_new + np.bincount(r.i, weights=kick.dS_i, minlength=n)
                  + np.bincount(r.j, weights=kick.dS_j, minlength=n))
     return v_new, S_new, r
+
+
+def _friction_flux(pt: PairTerms, x: np.ndarray, mass: float) -> np.ndarray:
+    """W x per pair, W = K (1/T_i + 1/T_j) / (2 m), K = (A^2/2) I + (A^2/2 + (B^2-A^2)/D) e e^T."""
+    dim = pt.e.shape[1]
+    a2, b2 = pt.A * pt.A, pt.B * pt.B
+    ex = (pt.e * x).sum(-1)
+    kx = 0.5 * a2[:, None] * x + ((0.5 * a2 + (b2 - a2) / dim) * ex)[:, None] * pt.e
+    return (0.5 / pt.T_i + 0.5 / pt.T_j)[:, None] * kx / mass
+
+
+def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, dt: float,
+                    kick: Kick | None, tol: float = 1e-12, max_iter: int = 200
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(v', S') of the Euler step with the friction drift at the midpoint pair velocities.
+
+    numpy twin of the midpoint branch of :func:`ddpd.model.integrate.euler_step`: with
+    W and u = v_i - v_j per pair, solve (I + dt L/2) y = rhs by conjugate gradients, where
+    (L x)_k = sum_pairs W (x_i - x_j) (+ to i, - to j) and rhs = (rate_v + noise) dt, the
+    explicit rate already holding the friction -dt W u; then v' = v + y, u_mid = u +
+    (y_i - y_j)/2, and the entropy rows of the friction are re-evaluated at u_mid:
+    T_i dS_i += dt kappa (u_mid K u_mid - u K u) / 2, kappa = 1/(2 T_i) + 1/(2 T_j).
+    """
+    n, dim = v.shape
+    pt, i, j = r.pairs, r.i, r.j
+    rhs = r.rate[:, :dim] * dt
+    S_new = S + r.rate[:, dim] * dt
+    if kick is not None:
+        rhs = rhs + _scatter_pairs(kick.dv, i, j, n, -1.0)
+        S_new = (S_new + np.bincount(i, weights=kick.dS_i, minlength=n)
+                 + np.bincount(j, weights=kick.dS_j, minlength=n))
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        return x + 0.5 * dt * _scatter_pairs(_friction_flux(pt, x[i] - x[j], mass), i, j, n,
+                                             -1.0)
+
+    y = rhs.copy()
+    res = rhs - apply(y)
+    direction = res.copy()
+    rr = float((res * res).sum())
+    stop = tol * tol * float((rhs * rhs).sum())
+    for _ in range(max_iter):
+        if rr <= stop:
+            break
+        a_dir = apply(direction)
+        alpha = rr / float((direction * a_dir).sum())
+        y += alpha * direction
+        res -= alpha * a_dir
+        rr_new = float((res * res).sum())
+        direction = res + (rr_new / rr) * direction
+        rr = rr_new
+    u = pt.v_ij
+    u_mid = u + 0.5 * (y[i] - y[j])
+    # u W u = kappa u K u / m; the entropy rows of M dS carry kappa u K u / (2 T)
+    change = mass * ((u_mid * _friction_flux(pt, u_mid, mass)).sum(-1)
+                     - (u * _friction_flux(pt, u, mass)).sum(-1)) / 2.0
+    S_new = (S_new + dt * np.bincount(i, weights=change / pt.T_i, minlength=n)
+             + dt * np.bincount(j, weights=change / pt.T_j, minlength=n))
+    return v + y, S_new
 
 
 class ModelFix:
@@ -478,7 +546,10 @@ def replicate_state(q: np.ndarray, v: np.ndarray, box: Box, copies: tuple[int, .
 
 def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
                    tables: Path | None = None, lammps_log: Path | None = None) -> dict:
-    """Roll the trained model out in LAMMPS from the first frame of test trajectory 0.
+    """Roll the trained model out in LAMMPS from test trajectory 0.
+
+    It starts from the first frame with every particle and velocity (frame 1 for
+    backward-difference velocities).
 
     The frame is replicated ``replicate`` times, S is set by the entropy teacher (t = 0 only,
     method.md §4) and ``n_steps`` Euler steps of the dataset's dt are run with fix external.
@@ -502,9 +573,14 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
     if not data.splits.get("test"):
         raise ValueError(f"{dataset}: no test trajectory to start the lammps rollout from")
     traj = data.splits["test"][0]
-    if not (traj.present[0].all() and np.isfinite(traj.velocity[0]).all()):
-        raise ValueError(f"{traj.source}: the first frame must have every particle and velocity")
-    q, v, box = replicate_state(traj.position[0], traj.velocity[0], data.box, p.replicate)
+    # backward-difference velocities (dataset default): the first frame has none
+    complete = np.flatnonzero(traj.present.all(axis=1))
+    if len(complete) == 0:
+        raise ValueError(f"{traj.source}: no frame with every particle and its velocity to "
+                         "start the lammps rollout from")
+    start = int(complete[0])
+    q, v, box = replicate_state(traj.position[start], traj.velocity[start], data.box,
+                                p.replicate)
     dt = float(data.stats["dt"])
     with torch.no_grad():
         q_t = torch.as_tensor(q, dtype=torch.float64)
@@ -540,7 +616,8 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
         velocity=np.asarray([fr["velocity"] for fr in frames]), time=steps * dt, box=box,
         step=steps, image=np.asarray([fr["image"] for fr in frames]), mass=backend.mass,
         observables=obs, metadata=dict(kind="lammps_rollout", backend=p.backend, seed=p.seed,
-                                       source=traj.source, replicate=list(p.replicate), dt=dt,
+                                       source=traj.source, start_frame=start,
+                                       replicate=list(p.replicate), dt=dt,
                                        n_steps=p.n_steps, out_of_range=out_of_range)),
         overwrite=True)
     n_part = len(q)

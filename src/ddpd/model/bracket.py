@@ -270,17 +270,22 @@ def laplacian_apply(W: torch.Tensor, x: torch.Tensor, i: torch.Tensor, j: torch.
 
 def midpoint_velocity_change(W: torch.Tensor, u: torch.Tensor, kick: torch.Tensor,
                              i: torch.Tensor, j: torch.Tensor, n: int, dt: float,
-                             tol: float | None = None, max_iter: int = 200) -> torch.Tensor:
+                             tol: float | None = None, max_iter: int = 200,
+                             extra: torch.Tensor | None = None) -> torch.Tensor:
     """Velocity change y = v' - v (N, D) of the implicit-midpoint friction step.
 
-    Solves (I + dt L / 2) y = kick_scattered - dt sum_pairs(W u) by conjugate gradients
-    (the matrix is symmetric positive definite), where ``kick`` (P, D) is every other
-    velocity increment of pair p (noise, k_B div M dt), applied + to i and - to j, and u (P, D)
-    the relative velocities at t (Lees-Edwards jump included). Particles without pairs get 0.
+    Solves (I + dt L / 2) y = extra + kick_scattered - dt sum_pairs(W u) by conjugate
+    gradients (the matrix is symmetric positive definite), where ``kick`` (P, D) is every
+    other velocity increment of pair p (noise, k_B div M dt), applied + to i and - to j,
+    ``extra`` (N, D) a per-particle increment (e.g. F dt / m) or None, and u (P, D) the
+    relative velocities at t (Lees-Edwards jump included). Particles without pairs get
+    ``extra``.
     """
     if tol is None:
         tol = 1e-5 if u.dtype == torch.float32 else 1e-12
     rhs = scatter_pairs(kick - dt * (W @ u[..., None])[..., 0], i, j, n, sign_j=-1.0)
+    if extra is not None:
+        rhs = rhs + extra
 
     def apply(x: torch.Tensor) -> torch.Tensor:
         return x + 0.5 * dt * laplacian_apply(W, x, i, j)

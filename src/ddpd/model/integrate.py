@@ -2,7 +2,9 @@
 
 * :func:`euler_step`: the reference's baseline, Euler-Maruyama for (v, S) with symplectic
   Euler for q: v' = v + a dt + dv_noise, q' = q + v' dt, S' = S + Sdot dt + dS_noise.
-  Momentum is exact; total energy only to O(dt).
+  Momentum is exact; total energy only to O(dt). With friction_scheme 'midpoint' the
+  friction drift is taken at the midpoint pair velocities (one conjugate-gradient solve),
+  the transition the likelihood scores; the LAMMPS port (ddpd.lammps.external) runs it.
 * :func:`exact_energy_step`: a discrete first law. (1) Friction and noise at fixed q: every
   pair's velocity increment is applied +/- to its two particles (momentum exact); the energy
   each particle's internal energy must take up is the pair's heat T dS, corrected so that the
@@ -100,6 +102,8 @@ def euler_step(model: MetriplecticModel, state: State, box: Box, dt: float,
     """
     pairs = _pairs(model, state, box)
     terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise)
+    if model.friction_scheme == "midpoint":
+        return _euler_midpoint_step(model, state, pairs, terms, box, dt, generator, noise)
     rate = model.drift(state.v, terms, pairs)
     n, dim = state.v.shape
     dv = rate[:, :dim] * dt
@@ -112,6 +116,40 @@ def euler_step(model: MetriplecticModel, state: State, box: Box, dt: float,
             0, pairs.j, kick.dS_j)
     v = state.v + dv
     moved = _advance_positions(model, state.q, v, box, state, dt)
+    return moved._replace(S=state.S + dS)
+
+
+def _euler_midpoint_step(model: MetriplecticModel, state: State, pairs: Pairs, terms, box: Box,
+                         dt: float, generator: torch.Generator | None, noise: bool) -> State:
+    """Euler-Maruyama step with the friction drift at the midpoint pair velocities.
+
+    The transition the likelihood scores with friction_scheme 'midpoint'
+    (:meth:`MetriplecticModel.nll`): v' = v + y with
+    (I + dt L/2) y = F dt / m + sum_pairs(k_B div M dt + noise) - dt sum_pairs(W u)
+    (:func:`bracket.midpoint_velocity_change`), u_mid = u + (y_i - y_j) / 2, and
+    S' = S + [(M dS)_S(u_mid) + k_B div M_S] dt + dS_noise; q' = q + v' dt.
+    """
+    n, dim = state.v.shape
+    i, j = pairs.i, pairs.j
+    T_i, T_j = terms.T[i], terms.T[j]
+    kick_dv = torch.zeros_like(terms.v_ij)
+    dS = torch.zeros_like(state.S)
+    if noise:
+        kick = pair_noise(terms.A, terms.B, terms.C, terms.e, terms.v_ij, T_i, T_j,
+                          model.mass, model.k_B, dt, generator)
+        div = terms.drift_div
+        kick_dv = kick.dv + 0.5 * (div[:, :dim] - div[:, dim:2 * dim]) * dt
+        dS = dS.index_add(0, i, kick.dS_i + div[:, 2 * dim] * dt).index_add(
+            0, j, kick.dS_j + div[:, 2 * dim + 1] * dt)
+    K = bracket.noise_covariance(terms.A, terms.B, terms.e)
+    W = bracket.friction_weights(K, T_i, T_j, model.mass)
+    y = bracket.midpoint_velocity_change(W, terms.v_ij, kick_dv, i, j, n, dt,
+                                         extra=terms.F / model.mass * dt)
+    u_mid = terms.v_ij + 0.5 * (y[i] - y[j])
+    det, _ = model.midpoint_terms(terms, pairs, u_mid)
+    dS = dS.index_add(0, i, det.drift_M[:, 2 * dim] * dt).index_add(
+        0, j, det.drift_M[:, 2 * dim + 1] * dt)
+    moved = _advance_positions(model, state.q, state.v + y, box, state, dt)
     return moved._replace(S=state.S + dS)
 
 

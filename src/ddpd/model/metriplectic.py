@@ -361,8 +361,9 @@ class MetriplecticModel(nn.Module):
         num, den, kin, n_kin = 0.0, 0.0, 0.0, 0
         T_sum, T_n, rate_sum, rate_n = 0.0, 0, 0.0, 0
         for snap in snaps:
-            v0 = snap.v0[snap.idx0] - snap.v0[snap.idx0].mean(0)
-            v1 = snap.v1[snap.idx1] - snap.v1[snap.idx1].mean(0)
+            # peculiar velocities relative to every present particle of the frame
+            v0 = (snap.v0 - snap.v0.mean(0))[snap.idx0]
+            v1 = (snap.v1 - snap.v1.mean(0))[snap.idx1]
             num += float((v0 * v1).sum())
             den += float((v0 * v0).sum())
             kin += float(self.mass * (v0 * v0).sum() / self.dim)

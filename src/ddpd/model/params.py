@@ -30,11 +30,11 @@ class ModelParams:
         learn_k_B: learn log k_B (true, default) or keep it at the value set from
             equipartition at the start (false): fixes the entropy gauge S -> l S, T -> T/l,
             k_B -> l k_B, friction amplitudes^2 -> /l, which the likelihood cannot see.
-        friction_scheme: ``midpoint``: friction drift at the midpoint velocities of a step
-            in the likelihood and the exact-energy rollouts (temperature exact at any dt for
-            linear friction; recommended, see bench/model.md); ``explicit`` (default until the
-            LAMMPS engine port, which integrates friction explicitly, supports midpoint):
-            at the start of the step, as the reference.
+        friction_scheme: ``midpoint`` (default): friction drift at the midpoint velocities
+            of a step, in the likelihood, the rollouts (both steppers) and the LAMMPS port
+            (stationary temperature exact at any dt for linear friction, see bench/model.md);
+            ``explicit``: at the start of the step, as the reference (heats by
+            2 / (2 - gamma dt), diverges for gamma dt > 2).
     """
 
     cutoff: float | None = None
@@ -45,7 +45,7 @@ class ModelParams:
     dtype: str = "float32"
     learn_mass: bool = False
     jitter: float = 1e-4
-    friction_scheme: str = "explicit"
+    friction_scheme: str = "midpoint"
     learn_k_B: bool = True
 
     def __post_init__(self) -> None:
