@@ -95,13 +95,41 @@ def test_noise_covariance_is_2_kB_dt_M():
         Mii = bracket.diagonal_blocks(terms.M, state.pairs.i, state.pairs.j, 12)[:, :2, :2]
         expected = 2.0 * model.k_B * dt * Mii
         gen = torch.Generator().manual_seed(5)
-        dv = torch.stack([model.velocity_noise(terms, state.pairs, dt, gen)
-                          for _ in range(4000)])
+        dv = torch.stack([bracket.scatter_pairs(
+            model.pair_velocity_noise(terms, state.pairs, dt, gen), state.pairs.i,
+            state.pairs.j, 12, sign_j=-1.0) for _ in range(4000)])
     cov = torch.einsum("kna,knb->nab", dv, dv) / len(dv)
     busy = torch.diagonal(expected, dim1=1, dim2=2).sum(-1) > 0
     assert busy.sum() > 5
     torch.testing.assert_close(cov[busy], expected[busy], rtol=0.15,
                                atol=0.1 * float(expected[busy].abs().max()))
+
+
+def test_midpoint_step_is_the_transition_the_likelihood_scores():
+    """Friction at (v + v')/2: v' - v - (F/m + friction(u_mid)) dt is exactly the pair noise,
+    with the same u_mid the NLL uses; the explicit scheme gives a different step."""
+    from ddpd.model.metriplectic import Snapshot
+
+    model = _model()
+    assert model.friction_scheme == "midpoint"  # the default of train.model
+    box, state = _random_state(model, seed=4)
+    dt, n = 0.3, state.v.shape[0]
+    new = model.step(state, box, dt, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        _, terms = model.velocity_drift(state.v, state.pairs)
+        kick = model.pair_velocity_noise(terms, state.pairs, dt, torch.Generator().manual_seed(2))
+        noise = bracket.scatter_pairs(kick, state.pairs.i, state.pairs.j, n, sign_j=-1.0)
+        u_mid = 0.5 * (terms.v_ij + new.v[state.pairs.i] - new.v[state.pairs.j])
+        mid, _ = model.midpoint_terms(terms, state.pairs, u_mid)
+        rate = bracket.scatter_pair_vectors(mid.drift_M, state.pairs.i, state.pairs.j, n)
+        accel = terms.F / model.mass + rate[:, :2]
+    torch.testing.assert_close(new.v - state.v - accel * dt, noise, rtol=0, atol=1e-10)
+    idx = torch.arange(n)
+    snap = Snapshot(state.v, state.pairs, new.v, state.pairs, idx, idx)
+    assert torch.isfinite(model.nll(snap, dt))
+    model.friction_scheme = "explicit"
+    explicit = model.step(state, box, dt, torch.Generator().manual_seed(2))
+    assert (explicit.v - new.v).abs().max() > 1e-4
 
 
 def test_trains_and_rolls_out(trained, tmp_path):

@@ -23,8 +23,11 @@ with learned weights, a learned equation of state and tensorial (A, B) friction:
 difference to the full model measures what the entropy variable buys.
 
 Steps: Euler-Maruyama / symplectic Euler for (q, v) (``integrator`` is ignored: the
-exact-energy stepper does not apply to a model coupled to a bath). The friction is taken at
-v(t) in the likelihood and in the step (the "explicit" friction scheme of the full model).
+exact-energy stepper does not apply to a model coupled to a bath). The friction scheme is the
+full model's (``train.model.friction_scheme``): 'midpoint' (default) takes the friction at
+(v(t) + v(t+dt))/2 in the likelihood (with the Jacobian term) and in the step (one
+conjugate-gradient solve, :func:`ddpd.model.bracket.midpoint_velocity_change`); 'explicit'
+at v(t).
 """
 
 from __future__ import annotations
@@ -52,10 +55,6 @@ class IsothermalModel(MetriplecticModel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         del self.phi, self.g  # no entropy teacher
-        # likelihood and step below take the friction at v(t) (explicit scheme)
-        if "friction_scheme" in self.hparams:
-            self.hparams["friction_scheme"] = "explicit"
-            self.friction_scheme = "explicit"
         # T = e0 exp(log_T): starts at the data's m sigma_v^2
         self.log_T = nn.Parameter(torch.tensor(0.0))
 
@@ -88,6 +87,16 @@ class IsothermalModel(MetriplecticModel):
         (train.equipartition) with the bath's k_B T: equipartition * log(k_B T /
         (m <|v - <v>|^2> / D))^2 per scored particle."""
         accel, terms = self.velocity_drift(snap.v0, snap.pairs0)
+        jacobian = None
+        if self.friction_scheme == "midpoint":
+            # friction at the midpoint velocities; unscored particles keep v(t)
+            i, j = snap.pairs0.i, snap.pairs0.j
+            v1 = snap.v0.index_copy(0, snap.idx0, snap.v1[snap.idx1])
+            u_mid = 0.5 * (terms.v_ij + v1[i] - v1[j] + snap.pairs0.jump)
+            mid, W = self.midpoint_terms(terms, snap.pairs0, u_mid)
+            rate = bracket.scatter_pair_vectors(mid.drift_M, i, j, snap.v0.shape[0])
+            accel = terms.F / self.mass + rate[:, : self.dim]
+            jacobian = bracket.friction_jacobian(W, i, j, snap.v0.shape[0], dt)[snap.idx0]
         residual = (snap.v1[snap.idx1] - snap.v0[snap.idx0]) - accel[snap.idx0] * dt
         prior = torch.zeros((), dtype=residual.dtype, device=residual.device)
         if equipartition > 0:
@@ -96,12 +105,21 @@ class IsothermalModel(MetriplecticModel):
             gap = torch.log(self.k_B * self.temperature / kinetic)
             prior = equipartition * len(snap.idx0) * gap * gap
         if mean_only:
-            return ((residual / self.delta_v_scale) ** 2).sum() + prior
+            error = residual
+            if jacobian is not None:  # error of the predicted v(t+dt), as the full model
+                error = torch.linalg.solve(jacobian, residual[..., None])[..., 0]
+            return ((error / self.delta_v_scale) ** 2).sum() + prior
         Mii = bracket.diagonal_blocks(terms.M, snap.pairs0.i, snap.pairs0.j, snap.v0.shape[0])
         cov = 2.0 * self.k_B * dt * Mii[snap.idx0][:, : self.dim, : self.dim]
         scale = torch.full((self.dim,), self.delta_v_scale, dtype=residual.dtype,
                            device=residual.device)
-        return gaussian_nll(residual, cov, scale, self.jitter).sum() + prior
+        nll = gaussian_nll(residual, cov, scale, self.jitter).sum() + prior
+        if jacobian is not None:
+            # density of v(t+dt), not of the residual: -2 log det G per particle
+            log_det = 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(jacobian),
+                                                     dim1=-2, dim2=-1)).sum(-1)
+            nll = nll - 2.0 * log_det.sum()
+        return nll
 
     @classmethod
     def build(cls, stats: dict, params: dict) -> IsothermalModel:
@@ -119,20 +137,33 @@ class IsothermalModel(MetriplecticModel):
     @torch.no_grad()
     def step(self, state: State, box, dt: float, generator: torch.Generator | None,
              integrator: str = "euler") -> State:
-        """Euler-Maruyama with pair noise (momentum exact), then q' = q + v' dt."""
+        """Euler-Maruyama with pair noise (momentum exact), then q' = q + v' dt; midpoint
+        friction: (I + dt L/2) y = F dt/m + noise - dt sum_pairs(W u), v' = v + y."""
         pairs = state.pairs if state.pairs is not None else neighbour_pairs(
             state.q, box, self.cutoff, state.offset)
         accel, terms = self.velocity_drift(state.v, pairs)
-        v = state.v + accel * dt + self.velocity_noise(terms, pairs, dt, generator)
+        kick = self.pair_velocity_noise(terms, pairs, dt, generator)
+        n = state.v.shape[0]
+        if self.friction_scheme == "midpoint":
+            T_pair = terms.T[pairs.i]
+            W = bracket.friction_weights(bracket.noise_covariance(terms.A, terms.B, terms.e),
+                                         T_pair, T_pair, self.mass)
+            y = bracket.midpoint_velocity_change(W, terms.v_ij, kick, pairs.i, pairs.j, n, dt,
+                                                 extra=terms.F / self.mass * dt)
+            v = state.v + y
+        else:
+            v = state.v + accel * dt + bracket.scatter_pairs(kick, pairs.i, pairs.j, n,
+                                                             sign_j=-1.0)
         return _advance_positions(self, state.q, v, box, state, dt)
 
-    def velocity_noise(self, terms, pairs: Pairs, dt: float,
-                       generator: torch.Generator | None) -> torch.Tensor:
-        """One draw of the pair noise's velocity increments (N, D) (method.md §2)."""
+    def pair_velocity_noise(self, terms, pairs: Pairs, dt: float,
+                            generator: torch.Generator | None) -> torch.Tensor:
+        """One draw of the pair noise's velocity increment of each pair (P, D), + to i and
+        - to j (method.md §2)."""
         T_pair = terms.T[pairs.i]
         kick = pair_noise(terms.A, terms.B, terms.C, terms.e, terms.v_ij, T_pair, T_pair,
                           self.mass, self.k_B, dt, generator)
-        return bracket.scatter_pairs(kick.dv, pairs.i, pairs.j, terms.d.shape[0], sign_j=-1.0)
+        return kick.dv
 
     @torch.no_grad()
     def observables(self, state: State, box) -> dict[str, torch.Tensor]:
