@@ -154,10 +154,18 @@ def cmd_statistics(a: argparse.Namespace) -> None:
     compute_statistics(a.trajectory, load_params(a.params), a.out)
 
 
+def cmd_floor_window(a: argparse.Namespace) -> None:
+    from ddpd.stats.floor import floor_window
+
+    floor_window(a.replica, load_params(a.params), a.out)
+
+
 def cmd_compare(a: argparse.Namespace) -> None:
     from ddpd.stats.compare import compare_statistics
 
-    compare_statistics(a.truth, _named_paths(a.model, "--model"), a.out_csv, a.out_md)
+    compare_statistics(
+        a.truth, _named_paths(a.model, "--model"), a.out_csv, a.out_md, floor=a.floor
+    )
 
 
 def cmd_plot_statistics(a: argparse.Namespace) -> None:
@@ -330,9 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
+    p = _add(sub, "floor-window", cmd_floor_window, "independent replica in the rollout window")
+    p.add_argument("--replica", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
     p = _add(sub, "compare", cmd_compare, "relative RMS errors against the truth", params=False)
     p.add_argument("--truth", type=Path, required=True)
     p.add_argument("--model", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--floor", type=Path, default=None,
+                   help="statistics of an independent replica: the error floor row")
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-md", type=Path, required=True)
 

@@ -1,6 +1,7 @@
 """The study's headline summary: one markdown page from the per-dataset tables.
 
-Inputs are the error tables written by ``ddpd compare`` (CSV), the tracking
+Inputs are the error tables written by ``ddpd compare`` (CSV, with the error floor of an
+independent replica and each model's error in units of it), the tracking
 quality of the rendered twin (JSON) and the real-video diffusion analysis
 (JSON). Nothing is computed here beyond collecting those numbers.
 """
@@ -31,15 +32,49 @@ def _dataset_name(path: Path) -> str:
     return path.name.removesuffix(".csv").removesuffix("_errors")
 
 
+def _error_cell(error: float, ratio: float) -> str:
+    """``0.12 (3.4x)``: relative error and, where known, its ratio to the floor's."""
+    if pd.isna(error):
+        return "n/a"
+    return f"{error:.3g}" if pd.isna(ratio) else f"{error:.3g} ({ratio:.3g}x)"
+
+
+def error_table(path: Path) -> pd.DataFrame:
+    """One dataset's error table (ddpd compare CSV) as statistic x model cells.
+
+    The ``floor`` (an independent replica, ddpd.stats.floor) comes first; a model's cell
+    reads ``e (r x)`` with r = e_model / e_floor where the CSV has it.
+    """
+    table = pd.read_csv(path)
+    missing = {"model", "statistic", "relative_error"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected a ddpd compare "
+                         "error table")
+    if "error_over_floor" not in table.columns:
+        table["error_over_floor"] = float("nan")
+    table["cell"] = [
+        _error_cell(e, r) if m != "floor" else _error_cell(e, float("nan"))
+        for m, e, r in zip(table["model"], table["relative_error"], table["error_over_floor"],
+                           strict=True)
+    ]
+    models = list(dict.fromkeys(table["model"]))
+    models = [m for m in models if m == "floor"] + [m for m in models if m != "floor"]
+    grid = table.pivot(index="statistic", columns="model", values="cell")
+    return grid.loc[list(dict.fromkeys(table["statistic"])), models].reset_index()
+
+
 def write_summary(
     errors: list[Path], quality: list[Path], diffusion: list[Path], out: Path
 ) -> None:
     """Write ``out`` (markdown): error tables per dataset, tracking quality, diffusion."""
     parts = ["# ddpd study summary", ""]
     if errors:
-        parts += ["## Held-out errors (relative RMS error, shared/method.md §5)", ""]
+        parts += ["## Held-out errors (relative RMS error, shared/method.md §5)", "",
+                  "Cells: relative error against the test replica, and in brackets that error "
+                  "in units of the `floor`, the error of an independent replica of the same "
+                  "system (1x: as close as the data can tell).", ""]
         for path in errors:
-            table = pd.read_csv(path)
+            table = error_table(Path(path))
             parts += [f"### {_dataset_name(Path(path))}", "", table.to_markdown(index=False), ""]
     for title, files in (
         ("Tracking quality of the rendered colloid video", quality),

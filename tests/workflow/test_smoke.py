@@ -60,11 +60,12 @@ def test_models_are_trained_rolled_out_and_evaluated(smoke_study):
             p = rollout.observables["total_momentum"]
             scale = np.abs(rollout.velocity).sum(axis=(1, 2)).max()
             assert np.abs(p - p[0]).max() <= 1e-3 * scale
-        for name in ("truth", "metriplectic", "langevin"):
+        for name in ("truth", "floor", "metriplectic", "langevin"):
             stats = json.loads((results / "stats" / dataset / f"{name}.json").read_text())
             assert _finite_json(stats)
         errors = (results / "tables" / f"{dataset}_errors.md").read_text()
         assert "metriplectic" in errors and "langevin" in errors
+        assert "| statistic | floor | metriplectic |" in errors  # the error floor column
         for figure in ("statistics", "learning_curve", "conservation"):
             for ext in ("png", "pdf"):
                 assert (results / "figures" / f"{dataset}_{figure}.{ext}").stat().st_size > 1000

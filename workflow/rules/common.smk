@@ -126,6 +126,26 @@ def truth_trajectory(w):
     return split_trajectories(w.dataset, "test")[0]
 
 
+def floor_replicas(w):
+    """The error floor's independent replicas: the first validation runs, one per rollout."""
+    n_rollouts = parsed_step_params()["rollout"].n_rollouts
+    return split_trajectories(w.dataset, "validation")[:n_rollouts]
+
+
+def floor_window_params():
+    """The rollouts' window (ddpd.stats.floor.FloorParams) from the dataset and rollout sections."""
+    parsed = parsed_step_params()
+    data, roll = parsed["dataset"], parsed["rollout"]
+    window = dict(
+        stride=data.stride,
+        max_frames=data.max_frames,
+        velocities=data.velocities,
+        n_steps=roll.n_steps,
+        save_every=roll.save_every,
+    )
+    return as_json(window)
+
+
 def all_outputs():
     out = []
     for d in LEARN_DATASETS:

@@ -1,6 +1,50 @@
 # Statistics, comparison with the held-out truth, figures and tables (issue 6).
 
 
+rule floor_window:
+    input:
+        replicas=floor_replicas,
+    output:
+        trajectory="results/floor/{dataset}.h5",
+    log:
+        "results/logs/floor/{dataset}.log",
+    benchmark:
+        "results/benchmarks/floor/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        window=floor_window_params(),
+    shell:
+        "ddpd floor-window --params {params.window:q} --replica {input.replicas}"
+        " --out {output.trajectory} > {log} 2>&1"
+
+
+rule statistics_floor:
+    input:
+        trajectory="results/floor/{dataset}.h5",
+    output:
+        stats="results/stats/{dataset}/floor.json",
+    log:
+        "results/logs/statistics/{dataset}_floor.log",
+    benchmark:
+        "results/benchmarks/statistics/{dataset}_floor.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        stats=as_json(config["statistics"]),
+    shell:
+        "ddpd statistics --params {params.stats:q} --trajectory {input.trajectory}"
+        " --out {output.stats} > {log} 2>&1"
+
+
 rule statistics_truth:
     input:
         trajectory=truth_trajectory,
@@ -48,6 +92,7 @@ rule statistics_model:
 rule compare:
     input:
         truth="results/stats/{dataset}/truth.json",
+        floor="results/stats/{dataset}/floor.json",
         models=expand("results/stats/{{dataset}}/{model}.json", model=MODELS),
     output:
         csv="results/tables/{dataset}_errors.csv",
@@ -68,13 +113,14 @@ rule compare:
     params:
         models=lambda w, input: [f"{m}={p}" for m, p in zip(MODELS, input.models)],
     shell:
-        "ddpd compare --truth {input.truth} --model {params.models}"
+        "ddpd compare --truth {input.truth} --model {params.models} --floor {input.floor}"
         " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule plot_statistics:
     input:
         truth="results/stats/{dataset}/truth.json",
+        floor="results/stats/{dataset}/floor.json",
         models=expand("results/stats/{{dataset}}/{model}.json", model=MODELS),
     output:
         png=report(
@@ -93,7 +139,7 @@ rule plot_statistics:
         mem_mb=1000,
         runtime=5,
     params:
-        stats=lambda w, input: [f"truth={input.truth}"]
+        stats=lambda w, input: [f"truth={input.truth}", f"floor={input.floor}"]
         + [f"{m}={p}" for m, p in zip(MODELS, input.models)],
         prefix=lambda w, output: output.png[: -len(".png")],
     shell:

@@ -39,14 +39,19 @@ def sample_state_range(model: MetriplecticModel, dataset: Path, frames_per_split
                        ) -> dict[str, np.ndarray]:
     """Teacher S, specific volume V and temperature T of particles on dataset frames.
 
-    Evenly spaced frames (``frames_per_split`` per split, over all trajectories) of every
-    split; returns flat arrays ``S``, ``V``, ``T`` (one entry per present particle).
+    Evenly spaced frames with particles (``frames_per_split`` per split, over all
+    trajectories) of every split; returns flat arrays ``S``, ``V``, ``T`` (one entry per
+    present particle).
     """
     data = load_dataset(Path(dataset))
     dtype = next(model.parameters()).dtype
     S_all, V_all = [], []
     for trajs in data.splits.values():
-        frames = [(traj, t) for traj in trajs for t in range(len(traj.time))]
+        # frames with particles (backward-difference velocities: not the first one)
+        frames = [(traj, t) for traj in trajs for t in range(len(traj.time))
+                  if traj.present[t].any()]
+        if not frames:
+            continue
         pick = np.unique(np.linspace(0, len(frames) - 1, frames_per_split).astype(int))
         for k in pick:
             traj, t = frames[k]

@@ -3,7 +3,10 @@
 One panel per statistic found in the files written by ddpd.stats.compute:
 g(r), MSD (log-log), VACF, alpha_2 (log t), self van Hove functions, and the
 velocity profile u_x(y) of sheared systems. Axis labels carry the units
-stored in the statistics files.
+stored in the statistics files. The reference (truth) is a thick black line, the
+error floor (an independent replica in the rollouts' window, ddpd.stats.floor; label
+``floor``) a grey dashed line, the models thin coloured lines: a model as close to the
+truth as the floor is as good as the data can tell.
 """
 
 from __future__ import annotations
@@ -23,13 +26,19 @@ TITLES = {
 }
 LOG_X = {"msd", "alpha2"}
 LOG_Y = {"msd"}
+FLOOR = "floor"
+REFERENCE_STYLE = {"color": "black", "lw": 2.0}
+FLOOR_STYLE = {"color": "0.45", "lw": 1.6, "ls": "--"}
+MODEL_STYLE = {"lw": 1.2}
 
 
 def plot_statistics_overlay(stats: dict[str, Path], out_prefix: Path) -> list[Path]:
     """Plot every statistic of every labelled file on shared panels.
 
     Args:
-        stats: label -> statistics JSON (the first one is drawn as the reference: black).
+        stats: label -> statistics JSON. The first one is drawn as the reference (black);
+            the label ``floor`` (error floor replica) as a grey dashed line; the rest are
+            models (coloured lines).
         out_prefix: output path without suffix; writes <prefix>.png and <prefix>.pdf.
 
     Returns:
@@ -44,8 +53,17 @@ def plot_statistics_overlay(stats: dict[str, Path], out_prefix: Path) -> list[Pa
     n_cols = min(3, len(names))
     n_rows = math.ceil(len(names) / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.3 * n_rows), squeeze=False)
+    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(loaded))
+    styles = {}
+    for k, label in enumerate(loaded):
+        if k == 0:
+            styles[label] = REFERENCE_STYLE
+        elif label == FLOOR:
+            styles[label] = FLOOR_STYLE
+        else:
+            styles[label] = {**MODEL_STYLE, "color": next(colours)}
     for ax, name in zip(axes.flat, names, strict=False):
-        for k, (label, data) in enumerate(loaded.items()):
+        for label, data in loaded.items():
             series = data["statistics"].get(name)
             if series is None:
                 continue
@@ -53,8 +71,7 @@ def plot_statistics_overlay(stats: dict[str, Path], out_prefix: Path) -> list[Pa
             if name in LOG_X:
                 keep = x > 0
                 x, y = x[keep], y[keep]
-            style = {"color": "black", "lw": 2.0} if k == 0 else {"lw": 1.3, "ls": "--"}
-            ax.plot(x, y, label=label, **style)
+            ax.plot(x, y, label=label, **styles[label])
             ax.set_xlabel(series["x_label"])
             ax.set_ylabel(series["y_label"])
         title = TITLES.get(name, name.replace("_", " "))

@@ -11,6 +11,13 @@ temperature) are compared as |model - truth| / |truth|, except the imposed
 shear rate (an input, not a result). Quantities whose truth is close to zero
 (alpha_2 of a nearly Gaussian system, the shear stress of a weakly driven one)
 give large relative errors by construction: read them with the figures.
+
+The error floor (ddpd.stats.floor): the statistics of an independent replica of the
+same system, scored against the truth exactly like a model, give the error of a
+perfect model from the sampling noise of two finite runs alone. With it every table
+has a ``floor`` row (CSV; a column in the markdown table) and each model's error in
+units of the floor, e_model / e_floor (1 = as close as an independent replica; NaN
+where the floor is NaN or zero).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ddpd.io.h5md import atomic_path
 from ddpd.stats.compute import load_statistics
 
 NOT_COMPARED = ("imposed_shear_rate",)
+FLOOR = "floor"
 
 
 def relative_rms_error(y_model: np.ndarray, y_truth: np.ndarray) -> float:
@@ -73,48 +81,85 @@ def statistic_errors(truth: dict, model: dict) -> dict[str, float]:
     return errors
 
 
+def over_floor(error: float, floor: float) -> float:
+    """A model's relative error in units of the floor's: e_model / e_floor (NaN if undefined)."""
+    if math.isnan(error) or math.isnan(floor) or floor == 0:
+        return math.nan
+    return error / floor
+
+
+def _cell(value: float, digits: int = 3) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}g}"
+
+
 def compare_statistics(
-    truth: Path, models: dict[str, Path], out_csv: Path, out_md: Path
+    truth: Path,
+    models: dict[str, Path],
+    out_csv: Path,
+    out_md: Path,
+    floor: Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Error table of each model's statistics against the truth's.
+    """Error table of each model's statistics (and the floor's) against the truth's.
 
     Args:
         truth: statistics JSON of the reference trajectory.
         models: model name -> statistics JSON of its rollout.
-        out_csv: long-form CSV with columns model, statistic, relative_error.
-        out_md: markdown table, one row per statistic, one column per model.
+        out_csv: long-form CSV with columns model, statistic, relative_error,
+            error_over_floor (e_model / e_floor; nan without a floor); the floor's rows
+            have model ``floor``.
+        out_md: markdown tables, one row per statistic, one column per model (and the
+            floor), then the errors in units of the floor.
+        floor: statistics JSON of an independent replica in the rollouts' window
+            (ddpd.stats.floor), or None for no floor.
 
     Returns:
-        model -> statistic -> relative error.
+        model (and ``floor``) -> statistic -> relative error.
     """
     if not models:
         raise ValueError("compare_statistics needs at least one model statistics file")
+    if FLOOR in models:
+        raise ValueError(f"model name {FLOOR!r} is reserved for the error floor")
     truth_stats = load_statistics(truth)
     table = {name: statistic_errors(truth_stats, load_statistics(path))
              for name, path in models.items()}
+    floor_errors = None
+    if floor is not None:
+        floor_errors = statistic_errors(truth_stats, load_statistics(floor))
+        table[FLOOR] = floor_errors
     names = list(truth_stats["statistics"]) + [
         name for name in truth_stats.get("scalars", {}) if name not in NOT_COMPARED]
+    ratios = {model: {stat: (over_floor(errors[stat], floor_errors[stat])
+                             if floor_errors is not None else math.nan) for stat in names}
+              for model, errors in table.items()}
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model", "statistic", "relative_error"])
+    writer.writerow(["model", "statistic", "relative_error", "error_over_floor"])
     for model, errors in table.items():
         for stat in names:
-            writer.writerow([model, stat, "nan" if math.isnan(errors[stat]) else
-                             f"{errors[stat]:.6g}"])
+            writer.writerow([model, stat] + ["nan" if math.isnan(v) else f"{v:.6g}"
+                                             for v in (errors[stat], ratios[model][stat])])
     with atomic_path(out_csv) as tmp:
         Path(tmp).write_text(buffer.getvalue())
 
+    columns = ([FLOOR] if floor is not None else []) + list(models)
     lines = [
         f"Relative RMS error ||y_model - y_truth|| / ||y_truth|| against `{Path(truth).name}`",
         "(scalars: |model - truth| / |truth|; n/a: not available).",
-        "",
-        "| statistic | " + " | ".join(table) + " |",
-        "|---|" + "---:|" * len(table),
     ]
+    if floor is not None:
+        lines += [f"`{FLOOR}`: an independent replica (`{Path(floor).name}`) scored the same "
+                  "way: the error a perfect model would show (sampling noise of finite runs)."]
+    lines += ["", "| statistic | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for stat in names:
-        cells = ["n/a" if math.isnan(table[m][stat]) else f"{table[m][stat]:.3g}" for m in table]
-        lines.append(f"| {stat} | " + " | ".join(cells) + " |")
+        lines.append(f"| {stat} | " + " | ".join(_cell(table[m][stat]) for m in columns) + " |")
+    if floor is not None:
+        lines += ["", "Error in units of the floor, e_model / e_floor (1: as good as an "
+                  "independent replica).", "",
+                  "| statistic | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+        for stat in names:
+            lines.append(f"| {stat} | " + " | ".join(_cell(ratios[m][stat]) for m in models)
+                         + " |")
     with atomic_path(out_md) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
     return table
