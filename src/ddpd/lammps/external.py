@@ -496,7 +496,10 @@ class LammpsRolloutParams:
 
     Attributes:
         backend: "tables" (interpolated tables of :func:`ddpd.lammps.export.export_tables`,
-            numpy only) or "torch" (the network itself) ("tables").
+            numpy only, through fix external), "torch" (the network itself, fix external)
+            or "plugin" (the tables in the compiled fix ddpd/tables,
+            :func:`ddpd.lammps.plugin.plugin_rollout`, domain-decomposed over ``ranks``)
+            ("tables").
         replicate: copies of the initial test frame along each axis ([1, 1, 1]; 2D uses the
             first two), giving prod(replicate) * N particles.
         n_steps: steps of the dataset's dt (100).
@@ -505,6 +508,7 @@ class LammpsRolloutParams:
         skin: Verlet-list skin as a fraction of the cutoff h; 0 = new cell list every
             step (0.2).
         threads: torch CPU threads (1).
+        ranks: MPI ranks of the LAMMPS run, backend "plugin" only (1).
     """
 
     backend: str = "tables"
@@ -514,11 +518,15 @@ class LammpsRolloutParams:
     seed: int = 0
     skin: float = 0.2
     threads: int = 1
+    ranks: int = 1
 
     def __post_init__(self) -> None:
         sec = "lammps_rollout"
-        require(self.backend in ("tables", "torch"), sec, "backend", "'tables' or 'torch'",
-                self.backend)
+        require(self.backend in ("tables", "torch", "plugin"), sec, "backend",
+                "'tables', 'torch' or 'plugin'", self.backend)
+        require(self.ranks == 1 or (self.backend == "plugin" and self.ranks >= 1), sec,
+                "ranks", "1 (fix external runs in this process), or >= 1 with backend "
+                "'plugin'", self.ranks)
         require(len(self.replicate) in (2, 3) and all(k >= 1 for k in self.replicate), sec,
                 "replicate", "2 or 3 integers >= 1", self.replicate)
         require(self.n_steps >= 1, sec, "n_steps", "an integer >= 1", self.n_steps)
@@ -566,6 +574,10 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
     from ddpd.space.neighbours import neighbour_pairs
 
     p = parse_params(LammpsRolloutParams, params, "lammps_rollout")
+    if p.backend == "plugin":
+        from ddpd.lammps.plugin import plugin_rollout
+
+        return plugin_rollout(model_dir, dataset, params, out, tables, lammps_log)
     if p.backend == "tables" and tables is None:
         raise ValueError("lammps_rollout.backend is 'tables' but no tables file was given")
     model = load_model(Path(model_dir)).double().eval()
