@@ -28,6 +28,7 @@ include: "workflow/rules/learn.smk"
 include: "workflow/rules/rollout.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/lammps.smk"
+include: "workflow/rules/known_truth.smk"
 
 
 rule all:

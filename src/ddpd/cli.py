@@ -198,6 +198,19 @@ def cmd_entropy_observables(a: argparse.Namespace) -> None:
     entropy_observable_correlation(a.model_dir, a.dataset, a.trajectories, a.out)
 
 
+def cmd_known_truth_simulate(a: argparse.Namespace) -> None:
+    from ddpd.known_truth_cli import simulate
+
+    _set_torch_threads(a.threads)
+    simulate(load_params(a.params), a.out, a.seed)
+
+
+def cmd_known_truth_compare(a: argparse.Namespace) -> None:
+    from ddpd.known_truth_cli import compare
+
+    compare(load_params(a.params), a.model_dir, a.truth, a.out_json, a.out_prefix)
+
+
 def _write_json(record: dict, path: Path) -> None:
     import json
 
@@ -391,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="rollout trajectory (.h5)")
     p.add_argument("--out-json", type=Path, required=True, help="size and timing")
     p.add_argument("--lammps-log", type=Path, required=True)
+
+    from ddpd.known_truth_cli import add_compare_arguments, add_simulate_arguments
+
+    p = _add(sub, "known-truth-simulate", cmd_known_truth_simulate, "simulate the analytic truth")
+    add_simulate_arguments(p)
+    p = _add(sub, "known-truth-compare", cmd_known_truth_compare, "learned vs true physics")
+    add_compare_arguments(p)
 
     p = _add(sub, "summary", cmd_summary, "the study's headline summary", params=False)
     p.add_argument("--errors", type=Path, nargs="*", default=[])

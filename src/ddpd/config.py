@@ -80,6 +80,10 @@ STEP_PARAMS = {
     "statistics": ("ddpd.stats.compute", "StatisticsParams"),
     "lammps.export": ("ddpd.lammps.export", "ExportParams"),
     "lammps.rollout": ("ddpd.lammps.external", "LammpsRolloutParams"),
+    "known_truth.simulation": ("ddpd.model.known_truth", "KnownTruthParams"),
+    "known_truth.train": ("ddpd.train", "TrainParams"),
+    "known_truth.train.model": ("ddpd.model.params", "ModelParams"),
+    "known_truth.compare": ("ddpd.model.known_truth", "CompareParams"),
 }
 
 
@@ -140,4 +144,18 @@ def train_params(config: dict, model: str) -> dict:
     params = dict(config["learn"].get("train", {}))
     params.update(config["learn"].get("overrides", {}).get(model, {}))
     params["kind"] = model
+    return params
+
+
+def known_truth_train_params(config: dict, cutoff: float) -> dict:
+    """Training section of the known-truth benchmark: the metriplectic model's
+    (:func:`train_params`), changed by `known_truth.train` (its `model` merged key by key).
+    The model's cutoff defaults to ``cutoff``, the truth's, so that the truth lies inside the
+    learned model class."""
+    params = train_params(config, "metriplectic")
+    overrides = dict(config.get("known_truth", {}).get("train", {}))
+    model = {**params.get("model", {}), **overrides.pop("model", {})}
+    model.setdefault("cutoff", cutoff)
+    params.update(overrides)
+    params["model"] = model
     return params

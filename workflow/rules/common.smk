@@ -174,5 +174,7 @@ def all_outputs():
             f"results/lammps/{d}/timing.json",
             f"results/lammps/{d}/interpolation_errors.json",
         ]
+    if config["known_truth"]["enabled"]:
+        out += ["results/tables/known_truth.json", "results/figures/known_truth.png"]
     out += ["results/tables/summary.md"]
     return out
