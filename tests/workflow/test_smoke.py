@@ -72,6 +72,22 @@ def test_models_are_trained_rolled_out_and_evaluated(smoke_study):
     assert "Held-out errors" in (results / "tables" / "summary.md").read_text()
 
 
+def test_known_truth_and_lammps_plugin_outputs(smoke_study):
+    results = smoke_study / "results"
+    known = json.loads((results / "tables" / "known_truth.json").read_text())
+    for name in ("kBT", "PV", "force", "noise_covariance"):
+        error = known["quantities"][name]["teacher"]["relative_rms"]
+        assert np.isfinite(error) and error >= 0
+    assert (results / "figures" / "known_truth.png").stat().st_size > 1000
+    # the trained model ran in LAMMPS through the compiled plugin on the replicated box
+    timing = json.loads((results / "lammps" / "stars-melt-rest" / "timing.json").read_text())
+    assert timing["n_particles"] == 8 * CONFIG["stars"]["systems"]["melt"]["n_stars"]
+    rollout = read_trajectory(results / "lammps" / "stars-melt-rest" / "rollout.h5")
+    assert rollout.metadata["backend"] == "plugin"
+    p = rollout.observables["total_momentum"]
+    assert np.abs(p - p[0]).max() <= 1e-9 * np.abs(rollout.velocity).sum(axis=(1, 2)).max()
+
+
 def test_every_job_logged_and_benchmarked(smoke_study):
     logs = list((smoke_study / "results" / "logs").rglob("*.log"))
     benchmarks = list((smoke_study / "results" / "benchmarks").rglob("*.tsv"))
