@@ -177,9 +177,13 @@ def test_plugin_rollout_writes_what_lammps_rollout_writes(tmp_path, monkeypatch)
     params = {"replicate": [2, 2], "n_steps": 12, "save_every": 4, "seed": 3}
     ref = lammps_rollout(tmp_path / "model", ds, {**params, "backend": "tables"},
                          tmp_path / "ref.h5", tables=tables)
-    # the workflow's entry dispatches backend 'plugin' to plugin_rollout
-    info = lammps_rollout(tmp_path / "model", ds, {**params, "backend": "plugin"},
-                          tmp_path / "plugin.h5", tables=tables)
+    # the workflow's entry dispatches backend 'plugin' to plugin_rollout; relative paths
+    # (as Snakemake passes them) are relative to the caller's directory, not LAMMPS's
+    monkeypatch.chdir(tmp_path)
+    info = lammps_rollout(Path("model"), Path("dataset.h5"), {**params, "backend": "plugin"},
+                          Path("plugin.h5"), tables=Path("tables.npz"),
+                          lammps_log=Path("logs") / "plugin.lammps.log")
+    assert (tmp_path / "logs" / "plugin.lammps.log").is_file()
     assert info["n_particles"] == ref["n_particles"] == 120
     assert info["particle_steps_per_s"] > 0
     outputs = [tmp_path / "plugin.h5"]

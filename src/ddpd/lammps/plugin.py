@@ -243,8 +243,9 @@ def run_plugin(deck: Path, ranks: int = 1, timeout: float | None = None,
     Raises:
         RuntimeError: LAMMPS failed; the message has its ERROR line and the log path.
     """
-    deck = Path(deck)
-    log = Path(log) if log is not None else deck.with_suffix(".log")
+    # absolute paths: LAMMPS runs in the deck's folder
+    deck = Path(deck).resolve()
+    log = Path(log).resolve() if log is not None else deck.with_suffix(".log")
     lmp = lammps_dir() / "lmp"
     command = [*(wrapper or []), str(lmp), "-in", str(deck), "-log", str(log),
                "-screen", "none", "-nocite"]
