@@ -552,6 +552,51 @@ def replicate_state(q: np.ndarray, v: np.ndarray, box: Box, copies: tuple[int, .
     return q_big, v_big.copy(), big
 
 
+class RolloutStart(NamedTuple):
+    """Initial state of a LAMMPS rollout (:func:`rollout_start`)."""
+
+    model: Any
+    source: str
+    start_frame: int
+    q: np.ndarray
+    v: np.ndarray
+    S: np.ndarray
+    box: Box
+    dt: float
+
+
+def rollout_start(model_dir: Path, dataset: Path, replicate: tuple[int, ...]) -> RolloutStart:
+    """The trained model (float64) and the state a LAMMPS rollout starts from.
+
+    Test trajectory 0 of ``dataset`` at its first frame with every particle and velocity
+    (frame 1 for backward-difference velocities), replicated ``replicate`` times; S from the
+    entropy teacher (t = 0 only, method.md §4).
+    """
+    import torch
+
+    from ddpd.coarse.dataset import load_dataset
+    from ddpd.model.api import load_model
+    from ddpd.space.neighbours import neighbour_pairs
+
+    model = load_model(Path(model_dir)).double().eval()
+    data = load_dataset(Path(dataset))
+    if not data.splits.get("test"):
+        raise ValueError(f"{dataset}: no test trajectory to start the lammps rollout from")
+    traj = data.splits["test"][0]
+    complete = np.flatnonzero(traj.present.all(axis=1))
+    if len(complete) == 0:
+        raise ValueError(f"{traj.source}: no frame with every particle and its velocity to "
+                         "start the lammps rollout from")
+    start = int(complete[0])
+    q, v, box = replicate_state(traj.position[start], traj.velocity[start], data.box,
+                                replicate)
+    with torch.no_grad():
+        q_t = torch.as_tensor(q, dtype=torch.float64)
+        S = model.entropy(torch.as_tensor(v, dtype=torch.float64),
+                          neighbour_pairs(q_t, box, model.cutoff)).numpy()
+    return RolloutStart(model, traj.source, start, q, v, S, box, float(data.stats["dt"]))
+
+
 def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
                    tables: Path | None = None, lammps_log: Path | None = None) -> dict:
     """Roll the trained model out in LAMMPS from test trajectory 0.
@@ -569,10 +614,6 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
     """
     import torch
 
-    from ddpd.coarse.dataset import load_dataset
-    from ddpd.model.api import load_model
-    from ddpd.space.neighbours import neighbour_pairs
-
     p = parse_params(LammpsRolloutParams, params, "lammps_rollout")
     if p.backend == "plugin":
         from ddpd.lammps.plugin import plugin_rollout
@@ -580,24 +621,7 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
         return plugin_rollout(model_dir, dataset, params, out, tables, lammps_log)
     if p.backend == "tables" and tables is None:
         raise ValueError("lammps_rollout.backend is 'tables' but no tables file was given")
-    model = load_model(Path(model_dir)).double().eval()
-    data = load_dataset(Path(dataset))
-    if not data.splits.get("test"):
-        raise ValueError(f"{dataset}: no test trajectory to start the lammps rollout from")
-    traj = data.splits["test"][0]
-    # backward-difference velocities (dataset default): the first frame has none
-    complete = np.flatnonzero(traj.present.all(axis=1))
-    if len(complete) == 0:
-        raise ValueError(f"{traj.source}: no frame with every particle and its velocity to "
-                         "start the lammps rollout from")
-    start = int(complete[0])
-    q, v, box = replicate_state(traj.position[start], traj.velocity[start], data.box,
-                                p.replicate)
-    dt = float(data.stats["dt"])
-    with torch.no_grad():
-        q_t = torch.as_tensor(q, dtype=torch.float64)
-        S = model.entropy(torch.as_tensor(v, dtype=torch.float64),
-                          neighbour_pairs(q_t, box, model.cutoff)).numpy()
+    model, source, start, q, v, S, box, dt = rollout_start(model_dir, dataset, p.replicate)
     skin = p.skin * model.cutoff
     backend = (TableBackend(Tables(Path(tables)), skin) if p.backend == "tables"
                else TorchBackend(model, skin))
@@ -628,7 +652,7 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
         velocity=np.asarray([fr["velocity"] for fr in frames]), time=steps * dt, box=box,
         step=steps, image=np.asarray([fr["image"] for fr in frames]), mass=backend.mass,
         observables=obs, metadata=dict(kind="lammps_rollout", backend=p.backend, seed=p.seed,
-                                       source=traj.source, start_frame=start,
+                                       source=source, start_frame=start,
                                        replicate=list(p.replicate), dt=dt,
                                        n_steps=p.n_steps, out_of_range=out_of_range)),
         overwrite=True)

@@ -309,12 +309,7 @@ def plugin_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
     n_steps, seconds (LAMMPS loop time), particle_steps_per_s, out_of_range}. ``tables``
     is the ``.npz`` of :func:`ddpd.lammps.export.export_tables` (required).
     """
-    import torch
-
-    from ddpd.coarse.dataset import load_dataset
-    from ddpd.lammps.external import LammpsRolloutParams, replicate_state
-    from ddpd.model.api import load_model
-    from ddpd.space.neighbours import neighbour_pairs
+    from ddpd.lammps.external import LammpsRolloutParams, rollout_start
 
     p = parse_params(LammpsRolloutParams, params, "lammps_rollout")
     if p.backend != "plugin":
@@ -322,26 +317,10 @@ def plugin_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
     if tables is None:
         raise ValueError("lammps_rollout.backend is 'plugin' but no tables file was given")
     table = Tables(Path(tables))
-    model = load_model(Path(model_dir)).double().eval()
-    data = load_dataset(Path(dataset))
-    if not data.splits.get("test"):
-        raise ValueError(f"{dataset}: no test trajectory to start the lammps rollout from")
-    traj = data.splits["test"][0]
-    complete = np.flatnonzero(traj.present.all(axis=1))
-    if len(complete) == 0:
-        raise ValueError(f"{traj.source}: no frame with every particle and its velocity to "
-                         "start the lammps rollout from")
-    start = int(complete[0])
-    q, v, box = replicate_state(traj.position[start], traj.velocity[start], data.box,
-                                p.replicate)
+    _, source, start, q, v, S, box, dt = rollout_start(model_dir, dataset, p.replicate)
     if box.boundary != "periodic":
         raise ValueError(f"lammps rollout: only periodic boxes are supported, got "
                          f"{box.boundary!r}")
-    dt = float(data.stats["dt"])
-    with torch.no_grad():
-        q_t = torch.as_tensor(q, dtype=torch.float64)
-        S = model.entropy(torch.as_tensor(v, dtype=torch.float64),
-                          neighbour_pairs(q_t, box, model.cutoff)).numpy()
     plugin = build_plugin()
     out = Path(out)
     log = Path(lammps_log) if lammps_log is not None else out.with_suffix(".lammps.log")
@@ -383,7 +362,7 @@ def plugin_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
         position=np.asarray(position), velocity=velocity, time=steps * dt, box=box,
         step=steps, image=np.asarray(image), mass=m, observables=obs,
         metadata=dict(kind="lammps_rollout", backend="plugin", seed=p.seed,
-                      source=traj.source, start_frame=start, replicate=list(p.replicate),
+                      source=source, start_frame=start, replicate=list(p.replicate),
                       dt=dt, n_steps=p.n_steps, ranks=p.ranks,
                       out_of_range=int(out_of_range))),
         overwrite=True)

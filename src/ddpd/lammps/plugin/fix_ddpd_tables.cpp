@@ -354,6 +354,20 @@ double FixDdpdTables::interp1(const std::vector<double> &table, int n, int ncol,
   return (1 - t) * table[(size_t) k * ncol + col] + t * table[(size_t) (k + 1) * ncol + col];
 }
 
+// Bilinear interpolation in cell (kx, ky) at fractions (tx, ty) of a row-major table of
+// shape (n_x, n_y, width): the `width` values at (x, y) into out
+static void bilinear(const double *table, int n_y, int width, int kx, int ky, double tx,
+                     double ty, double *out)
+{
+  const double *t00 = &table[((size_t) kx * n_y + ky) * width];
+  const double *t10 = &table[((size_t) (kx + 1) * n_y + ky) * width];
+  const double *t01 = &table[((size_t) kx * n_y + ky + 1) * width];
+  const double *t11 = &table[((size_t) (kx + 1) * n_y + ky + 1) * width];
+  for (int c = 0; c < width; ++c)
+    out[c] = (1 - tx) * (1 - ty) * t00[c] + tx * (1 - ty) * t10[c] + (1 - tx) * ty * t01[c] +
+        tx * ty * t11[c];
+}
+
 // U, T, P, dT/dS at (S, V), bilinear (ddpd.lammps.export.interp2)
 void FixDdpdTables::lookup_thermo(double S, double V, double *out, bool count)
 {
@@ -362,13 +376,7 @@ void FixDdpdTables::lookup_thermo(double S, double V, double *out, bool count)
   int outside = grid_cell(S, S_lo, S_hi, n_S, kx, tx);
   outside += grid_cell(V, V_lo, V_hi, n_V, ky, ty);
   if (count) out_of_range_local += outside;
-  const double *t00 = &thermo_table[((size_t) kx * n_V + ky) * 4];
-  const double *t10 = &thermo_table[((size_t) (kx + 1) * n_V + ky) * 4];
-  const double *t01 = &thermo_table[((size_t) kx * n_V + ky + 1) * 4];
-  const double *t11 = &thermo_table[((size_t) (kx + 1) * n_V + ky + 1) * 4];
-  for (int c = 0; c < 4; ++c)
-    out[c] = (1 - tx) * (1 - ty) * t00[c] + tx * (1 - ty) * t10[c] + (1 - tx) * ty * t01[c] +
-        tx * ty * t11[c];
+  bilinear(thermo_table.data(), n_V, 4, kx, ky, tx, ty, out);
 }
 
 // a, b, c and their T-slopes at (s, T), bilinear
@@ -379,13 +387,7 @@ void FixDdpdTables::lookup_amplitudes(double s, double T, double *out, bool coun
   int outside = grid_cell(s, 0.0, 1.0, n_s, kx, tx);
   outside += grid_cell(T, T_lo, T_hi, n_T, ky, ty);
   if (count) out_of_range_local += outside;
-  const double *t00 = &friction_table[((size_t) kx * n_T + ky) * 6];
-  const double *t10 = &friction_table[((size_t) (kx + 1) * n_T + ky) * 6];
-  const double *t01 = &friction_table[((size_t) kx * n_T + ky + 1) * 6];
-  const double *t11 = &friction_table[((size_t) (kx + 1) * n_T + ky + 1) * 6];
-  for (int c = 0; c < 6; ++c)
-    out[c] = (1 - tx) * (1 - ty) * t00[c] + tx * (1 - ty) * t10[c] + (1 - tx) * ty * t01[c] +
-        tx * ty * t11[c];
+  bilinear(friction_table.data(), n_T, 6, kx, ky, tx, ty, out);
 }
 
 /* ---------------------------------------------------------------------- */
