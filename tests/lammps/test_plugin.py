@@ -160,20 +160,27 @@ def test_bad_input_names_the_file(plugin_so, tables, tmp_path):
     assert not (tmp_path / "missing" / "dump.txt").exists()
 
 
+def _trained_model(folder: Path, frames: int, epochs: int, grids: dict) -> tuple[Path, Path]:
+    """A small float64 model trained on DPD soft spheres in ``folder``/model and its tables;
+    returns (dataset, tables)."""
+    runs = [soft_sphere_langevin(folder / f"run{k}.h5", n=30, seed=k, frames=frames, every=5,
+                                 thermostat="dpd") for k in range(3)]
+    ds = folder / "dataset.h5"
+    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+    train(ds, {"epochs": epochs, "batch_frames": 4, "model": {"width": 8, "depth": 1,
+                                                              "teacher_features": 4,
+                                                              "dtype": "float64"}},
+          folder / "model", device="cpu")
+    torch.set_num_threads(1)
+    tables = folder / "tables.npz"
+    export_tables(folder / "model", tables, grids, dataset=ds)
+    return ds, tables
+
+
 def test_plugin_rollout_writes_what_lammps_rollout_writes(tmp_path, monkeypatch):
     monkeypatch.setenv("DDPD_PLUGIN_CACHE", str(tmp_path / "cache"))
-    runs = [soft_sphere_langevin(tmp_path / f"run{k}.h5", n=30, seed=k, frames=12, every=5,
-                                 thermostat="dpd") for k in range(3)]
-    ds = tmp_path / "dataset.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
-    train(ds, {"epochs": 1, "batch_frames": 4, "model": {"width": 8, "depth": 1,
-                                                         "teacher_features": 4,
-                                                         "dtype": "float64"}},
-          tmp_path / "model", device="cpu")
-    torch.set_num_threads(1)
-    tables = tmp_path / "tables.npz"
-    export_tables(tmp_path / "model", tables, {**GRIDS, "entropy_range": [-8.0, 8.0]},
-                  dataset=ds)
+    ds, tables = _trained_model(tmp_path, frames=12, epochs=1,
+                                grids={**GRIDS, "entropy_range": [-8.0, 8.0]})
     params = {"replicate": [2, 2], "n_steps": 12, "save_every": 4, "seed": 3}
     ref = lammps_rollout(tmp_path / "model", ds, {**params, "backend": "tables"},
                          tmp_path / "ref.h5", tables=tables)
@@ -228,18 +235,8 @@ def test_plugin_rollout_statistics_match_the_pytorch_rollout(tmp_path, monkeypat
     from ddpd.stats.rdf import radial_distribution_function
 
     monkeypatch.setenv("DDPD_PLUGIN_CACHE", str(tmp_path / "cache"))
-    runs = [soft_sphere_langevin(tmp_path / f"run{k}.h5", n=30, seed=k, frames=20, every=5,
-                                 thermostat="dpd") for k in range(3)]
-    ds = tmp_path / "dataset.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
-    train(ds, {"epochs": 3, "batch_frames": 4, "model": {"width": 8, "depth": 1,
-                                                         "teacher_features": 4,
-                                                         "dtype": "float64"}},
-          tmp_path / "model", device="cpu")
-    torch.set_num_threads(1)
-    tables = tmp_path / "tables.npz"
-    export_tables(tmp_path / "model", tables,
-                  {**GRIDS, "n_entropy": 801, "entropy_range": [-40.0, 40.0]}, dataset=ds)
+    ds, tables = _trained_model(tmp_path, frames=20, epochs=3,
+                                grids={**GRIDS, "n_entropy": 801, "entropy_range": [-40.0, 40.0]})
     n_steps, every, replicate = 400, 5, (3, 3)
     info = lammps_rollout(tmp_path / "model", ds, {"backend": "plugin", "replicate":
                                                    list(replicate), "n_steps": n_steps,
