@@ -126,7 +126,7 @@ rule plot_statistics:
         png=report(
             "results/figures/{dataset}_statistics.png",
             caption="../report/statistics.rst",
-            category="Statistics",
+            category="Held-out statistics",
             subcategory="{dataset}",
         ),
         pdf="results/figures/{dataset}_statistics.pdf",
