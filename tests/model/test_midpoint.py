@@ -119,7 +119,7 @@ def test_midpoint_euler_step_is_the_transition_the_likelihood_scores(dim):
     """euler_step with midpoint friction: its increments minus the NLL's mean drift (friction
     at (v + v')/2) are exactly the pair noise; without noise the residual is zero."""
     from ddpd.model import integrate
-    from ddpd.model.noise import pair_noise
+    from ddpd.model.noise import noise_at_midpoint, pair_noise
 
     model = make_model(dim)
     model.friction_scheme = "midpoint"
@@ -143,6 +143,9 @@ def test_midpoint_euler_step_is_the_transition_the_likelihood_scores(dim):
                               terms.T[pairs.j], model.mass, model.k_B, dt,
                               torch.Generator().manual_seed(seed))
             expected_v = bracket.scatter_pairs(kick.dv, pairs.i, pairs.j, len(v), sign_j=-1.0)
+            # the entropy rows' noise work at u_mid (the same draw)
+            kick = noise_at_midpoint(kick, u_mid - terms.v_ij, terms.T[pairs.i],
+                                     terms.T[pairs.j], model.mass)
             expected_S = expected_S.index_add(0, pairs.i, kick.dS_i).index_add(
                 0, pairs.j, kick.dS_j)
         torch.testing.assert_close(residual_v, expected_v.detach(), rtol=0, atol=1e-9)
@@ -154,3 +157,45 @@ def test_midpoint_euler_step_is_the_transition_the_likelihood_scores(dim):
     model.friction_scheme = "midpoint"
     midpoint = integrate.euler_step(model, state, box, dt, None, noise=False)
     assert (explicit.v - midpoint.v).abs().max() > 1e-6
+
+
+def test_midpoint_euler_step_returns_the_kinetic_energy_as_heat(dim):
+    """Friction and noise of the Euler-midpoint step change K + sum_i T_i S_i by exactly the
+    work of the drift terms, whatever the draw and dt (here gamma dt ~ 0.5-1):
+
+        dK + sum_i T_i dS_i = dt [sum_i F_i . v_mid_i + sum_pairs (m u_mid . (k_B div M)_v_i
+                                  + T_i (k_B div M)_S_i + T_j (k_B div M)_S_j)],
+
+    with v_mid = (v + v')/2 and div M without its kinetic Ito term. The Ito form of the
+    noise work (at u(t)) misses this by ~ gamma dt k_B T per particle and step: its S drains.
+    """
+    from ddpd.model import integrate
+
+    model = make_model(dim)
+    model.friction_scheme = "midpoint"
+    box, q, v, S, pairs, _ = make_state(dim, n=30, seed=7)
+    state = integrate.State(q, v, S, 0.0, 0.0, pairs)
+    dt = 0.8
+    terms = model.evaluate(v, S, pairs)
+    i, j = pairs.i, pairs.j
+    K = bracket.noise_covariance(terms.A, terms.B, terms.e)
+    W = bracket.friction_weights(K, terms.T[i], terms.T[j], model.mass)
+    gamma_dt = float(torch.diagonal(bracket.scatter_pairs(W, i, j, 30), dim1=-2,
+                                    dim2=-1).sum(-1).mean()) / dim * dt
+    assert gamma_dt > 0.3, gamma_dt  # far from the small-dt limit
+    m = model.mass.detach()
+    T = terms.T.detach()
+    for seed in (1, 2, 3):
+        new = integrate.euler_step(model, state, box, dt, torch.Generator().manual_seed(seed))
+        u_mid = 0.5 * (terms.v_ij + new.v[i] - new.v[j])
+        mid, _ = model.midpoint_terms(terms, pairs, u_mid)
+        div = mid.drift_div.detach()
+        v_mid = 0.5 * (v + new.v)
+        kinetic = 0.5 * m * ((new.v * new.v).sum() - (v * v).sum())
+        heat = (T * (new.S - S)).sum()
+        work = dt * ((terms.F.detach() * v_mid).sum()
+                     + (m * (u_mid * div[:, :dim]).sum(-1) + T[i] * div[:, 2 * dim]
+                        + T[j] * div[:, 2 * dim + 1]).sum())
+        scale = float(heat.abs() + kinetic.abs())
+        assert scale > 1e-2
+        torch.testing.assert_close(kinetic + heat, work, rtol=0, atol=1e-10 * scale)

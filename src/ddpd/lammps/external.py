@@ -288,7 +288,7 @@ def euler_update(backend: Any, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids:
         xi, zeta = pair_noise_numbers(step, ids[r.i], ids[r.j], seed, dim)
         kick = noise_kick(r.pairs, backend.mass, backend.k_B, dt, xi, zeta)
     if getattr(backend, "friction_scheme", "explicit") == "midpoint":
-        v_new, S_new = midpoint_update(r, v, S, backend.mass, dt, kick)
+        v_new, S_new = midpoint_update(r, v, S, backend.mass, backend.k_B, dt, kick)
         return v_new, S_new, r
     v_new = v + r.rate[:, :dim] * dt
     S_new = S + r.rate[:, dim] * dt
@@ -308,8 +308,8 @@ def _friction_flux(pt: PairTerms, x: np.ndarray, mass: float) -> np.ndarray:
     return (0.5 / pt.T_i + 0.5 / pt.T_j)[:, None] * kx / mass
 
 
-def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, dt: float,
-                    kick: Kick | None, tol: float = 1e-12, max_iter: int = 200
+def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, k_B: float,
+                    dt: float, kick: Kick | None, tol: float = 1e-12, max_iter: int = 200
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(v', S') of the Euler step with the friction drift at the midpoint pair velocities.
 
@@ -317,8 +317,11 @@ def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, dt: flo
     W and u = v_i - v_j per pair, solve (I + dt L/2) y = rhs by conjugate gradients, where
     (L x)_k = sum_pairs W (x_i - x_j) (+ to i, - to j) and rhs = (rate_v + noise) dt, the
     explicit rate already holding the friction -dt W u; then v' = v + y, u_mid = u +
-    (y_i - y_j)/2, and the entropy rows of the friction are re-evaluated at u_mid:
-    T_i dS_i += dt kappa (u_mid K u_mid - u K u) / 2, kappa = 1/(2 T_i) + 1/(2 T_j).
+    (y_i - y_j)/2, and the entropy rows are re-evaluated at u_mid
+    (:meth:`ddpd.model.metriplectic.MetriplecticModel.midpoint_terms`): friction
+    T_i dS_i += dt kappa (u_mid K u_mid - u K u) / 2, kappa = 1/(2 T_i) + 1/(2 T_j); noise
+    work T_i dS_i += -m (u_mid - u) . dv_noise / 2; and the kinetic Ito term of k_B div M
+    removed, T_i dS_i += dt k_B tr K / m.
     """
     n, dim = v.shape
     pt, i, j = r.pairs, r.i, r.j
@@ -352,9 +355,13 @@ def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, dt: flo
     u_mid = u + 0.5 * (y[i] - y[j])
     # u W u = kappa u K u / m; the entropy rows of M dS carry kappa u K u / (2 T)
     change = mass * ((u_mid * _friction_flux(pt, u_mid, mass)).sum(-1)
-                     - (u * _friction_flux(pt, u, mass)).sum(-1)) / 2.0
-    S_new = (S_new + dt * np.bincount(i, weights=change / pt.T_i, minlength=n)
-             + dt * np.bincount(j, weights=change / pt.T_j, minlength=n))
+                     - (u * _friction_flux(pt, u, mass)).sum(-1)) / 2.0 * dt
+    if kick is not None:
+        a2, b2 = pt.A * pt.A, pt.B * pt.B
+        trace_k = 0.5 * (dim + 1) * a2 + (b2 - a2) / dim
+        change = change - 0.5 * mass * ((u_mid - u) * kick.dv).sum(-1) + dt * k_B * trace_k / mass
+    S_new = (S_new + np.bincount(i, weights=change / pt.T_i, minlength=n)
+             + np.bincount(j, weights=change / pt.T_j, minlength=n))
     return v + y, S_new
 
 

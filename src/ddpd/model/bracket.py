@@ -75,6 +75,11 @@ def noise_covariance(A: torch.Tensor, B: torch.Tensor, e: torch.Tensor) -> torch
     return 0.5 * a2 * eye + (0.5 * a2 + (b2 - a2) / dim) * e[..., :, None] * e[..., None, :]
 
 
+def noise_covariance_trace(A: torch.Tensor, B: torch.Tensor, dim: int) -> torch.Tensor:
+    """tr K = (D + 1) A^2 / 2 + (B^2 - A^2) / D per pair (P,) (force^2 units)."""
+    return 0.5 * (dim + 1) * A * A + (B * B - A * A) / dim
+
+
 def pair_block(v_i: torch.Tensor, v_j: torch.Tensor, T_i: torch.Tensor, T_j: torch.Tensor,
                e: torch.Tensor, s: torch.Tensor, jump: torch.Tensor, mass: torch.Tensor,
                amplitudes: Amplitude) -> torch.Tensor:
@@ -214,7 +219,7 @@ def pair_divergence(
     uKu = (v_ij * Ku).sum(-1)
     uKiu = (v_ij * dKi_u).sum(-1)
     uKju = (v_ij * dKj_u).sum(-1)
-    trK = torch.diagonal(K, dim1=-2, dim2=-1).sum(-1)
+    trK = noise_covariance_trace(A, B, dim)
     m = mass
     ti, tj = T_i[:, None], T_j[:, None]
     div_vi = (dT_i[:, None] * (-dKi_u / (2 * m * ti) + Ku / (2 * m * ti**2))

@@ -3,8 +3,10 @@
 * :func:`euler_step`: the reference's baseline, Euler-Maruyama for (v, S) with symplectic
   Euler for q: v' = v + a dt + dv_noise, q' = q + v' dt, S' = S + Sdot dt + dS_noise.
   Momentum is exact; total energy only to O(dt). With friction_scheme 'midpoint' the
-  friction drift is taken at the midpoint pair velocities (one conjugate-gradient solve),
-  the transition the likelihood scores; the LAMMPS port (ddpd.lammps.external) runs it.
+  friction drift and the entropy rows' noise work are taken at the midpoint pair velocities
+  (one conjugate-gradient solve), the transition the likelihood scores; the heat of friction
+  and noise is then exactly the kinetic energy they take from each pair (linearised T dS).
+  The LAMMPS port (ddpd.lammps.external, the C++ plugin) runs this step.
 * :func:`exact_energy_step`: a discrete first law. (1) Friction and noise at fixed q: every
   pair's velocity increment is applied +/- to its two particles (momentum exact); the energy
   each particle's internal energy must take up is the pair's heat T dS, corrected so that the
@@ -35,7 +37,7 @@ import torch
 
 from ddpd.model import bracket
 from ddpd.model.metriplectic import MetriplecticModel
-from ddpd.model.noise import pair_noise
+from ddpd.model.noise import noise_at_midpoint, pair_noise
 from ddpd.space.box import Box
 from ddpd.space.geometry import lees_edwards_offset, wrap_images
 from ddpd.space.neighbours import Pairs, neighbour_pairs
@@ -127,28 +129,35 @@ def _euler_midpoint_step(model: MetriplecticModel, state: State, pairs: Pairs, t
     (:meth:`MetriplecticModel.nll`): v' = v + y with
     (I + dt L/2) y = F dt / m + sum_pairs(k_B div M dt + noise) - dt sum_pairs(W u)
     (:func:`bracket.midpoint_velocity_change`), u_mid = u + (y_i - y_j) / 2, and
-    S' = S + [(M dS)_S(u_mid) + k_B div M_S] dt + dS_noise; q' = q + v' dt.
+    S' = S + [(M dS)_S + k_B div M_S] dt + dS_noise with the entropy rows at u_mid
+    (:meth:`MetriplecticModel.midpoint_terms`, :func:`noise_at_midpoint`); q' = q + v' dt.
+    Friction and noise return every pair's kinetic-energy change to the entropies exactly
+    (linearised heat T dS).
     """
     n, dim = state.v.shape
     i, j = pairs.i, pairs.j
     T_i, T_j = terms.T[i], terms.T[j]
     kick_dv = torch.zeros_like(terms.v_ij)
-    dS = torch.zeros_like(state.S)
+    kick = None
     if noise:
         kick = pair_noise(terms.A, terms.B, terms.C, terms.e, terms.v_ij, T_i, T_j,
                           model.mass, model.k_B, dt, generator)
         div = terms.drift_div
         kick_dv = kick.dv + 0.5 * (div[:, :dim] - div[:, dim:2 * dim]) * dt
-        dS = dS.index_add(0, i, kick.dS_i + div[:, 2 * dim] * dt).index_add(
-            0, j, kick.dS_j + div[:, 2 * dim + 1] * dt)
     K = bracket.noise_covariance(terms.A, terms.B, terms.e)
     W = bracket.friction_weights(K, T_i, T_j, model.mass)
     y = bracket.midpoint_velocity_change(W, terms.v_ij, kick_dv, i, j, n, dt,
                                          extra=terms.F / model.mass * dt)
-    u_mid = terms.v_ij + 0.5 * (y[i] - y[j])
-    det, _ = model.midpoint_terms(terms, pairs, u_mid)
-    dS = dS.index_add(0, i, det.drift_M[:, 2 * dim] * dt).index_add(
-        0, j, det.drift_M[:, 2 * dim + 1] * dt)
+    du = 0.5 * (y[i] - y[j])
+    mid, _ = model.midpoint_terms(terms, pairs, terms.v_ij + du)
+    rate_i, rate_j = mid.drift_M[:, 2 * dim], mid.drift_M[:, 2 * dim + 1]
+    if noise:
+        rate_i = rate_i + mid.drift_div[:, 2 * dim]
+        rate_j = rate_j + mid.drift_div[:, 2 * dim + 1]
+    dS = torch.zeros_like(state.S).index_add(0, i, rate_i * dt).index_add(0, j, rate_j * dt)
+    if kick is not None:
+        kick = noise_at_midpoint(kick, du, T_i, T_j, model.mass)
+        dS = dS.index_add(0, i, kick.dS_i).index_add(0, j, kick.dS_j)
     moved = _advance_positions(model, state.q, state.v + y, box, state, dt)
     return moved._replace(S=state.S + dS)
 
@@ -280,36 +289,40 @@ def _midpoint_friction_and_noise(model: MetriplecticModel, state: State, pairs: 
     The noise kick and k_B div M dt (at the state at t) and the friction -dt W u_mid of every
     pair are applied together: the midpoint velocities come from the symmetric positive
     definite system of :func:`bracket.midpoint_velocity_change` (conjugate gradients), the
-    applied increments are the pair terms (momentum exact), the heats are balanced to the
-    kinetic-energy change by :func:`_heat_to_entropy` (energy exact). ``noise=False`` applies
+    applied increments are the pair terms (momentum exact). The proposed heats are those of
+    the Euler-midpoint step (noise work and friction at u_mid,
+    :meth:`MetriplecticModel.midpoint_terms`), which already return each pair's kinetic
+    energy change m u_mid . dv_pair; :func:`_heat_to_entropy` adds the rest (the cross terms
+    between pairs, O(dv^2)) and solves U(S', V) exactly (energy exact). ``noise=False`` applies
     the friction M dS alone, with the limiter that halves the step if total S would decrease.
     """
     n, dim = state.v.shape
     i, j = pairs.i, pairs.j
     T_i, T_j = terms.T[i], terms.T[j]
     u = terms.v_ij
+    kick = None
     kick_dv = torch.zeros_like(u)
-    kick_heat_i = torch.zeros_like(T_i)
-    kick_heat_j = torch.zeros_like(T_j)
     if noise:
         kick = pair_noise(terms.A, terms.B, terms.C, terms.e, u, T_i, T_j, model.mass,
                           model.k_B, dt, generator)
         div = terms.drift_div
         kick_dv = kick.dv + 0.5 * (div[:, :dim] - div[:, dim:2 * dim]) * dt
-        kick_heat_i = kick.heat_i + T_i * div[:, 2 * dim] * dt
-        kick_heat_j = kick.heat_j + T_j * div[:, 2 * dim + 1] * dt
     K = bracket.noise_covariance(terms.A, terms.B, terms.e)
     W = bracket.friction_weights(K, T_i, T_j, model.mass)
     S_total = torch.nansum(state.S)
     h = dt
     for _ in range(max_halvings + 1):
         y = bracket.midpoint_velocity_change(W, u, kick_dv, i, j, n, h)
-        u_mid = u + 0.5 * (y[i] - y[j])
-        det, _ = model.midpoint_terms(terms, pairs, u_mid)
-        fric = det.drift_M
+        du = 0.5 * (y[i] - y[j])
+        mid, _ = model.midpoint_terms(terms, pairs, u + du)
+        fric = mid.drift_M
         dv_pair = kick_dv + 0.5 * (fric[:, :dim] - fric[:, dim:2 * dim]) * h
-        heat_i = kick_heat_i + T_i * fric[:, 2 * dim] * h
-        heat_j = kick_heat_j + T_j * fric[:, 2 * dim + 1] * h
+        heat_i = T_i * fric[:, 2 * dim] * h
+        heat_j = T_j * fric[:, 2 * dim + 1] * h
+        if kick is not None:  # noise work at u_mid, k_B div M without its kinetic Ito term
+            at_mid = noise_at_midpoint(kick, du, T_i, T_j, model.mass)
+            heat_i = heat_i + at_mid.heat_i + T_i * mid.drift_div[:, 2 * dim] * dt
+            heat_j = heat_j + at_mid.heat_j + T_j * mid.drift_div[:, 2 * dim + 1] * dt
         v1, S1 = _heat_to_entropy(model, state, pairs, terms, dv_pair, heat_i, heat_j)
         if noise or torch.nansum(S1) >= S_total - 64 * torch.finfo(S1.dtype).eps * torch.nansum(
                 S1.abs()):

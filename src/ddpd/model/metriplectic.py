@@ -252,8 +252,9 @@ class MetriplecticModel(nn.Module):
         velocity prediction errors only, e_v = r_v (explicit friction) or G^-1 r_v
         (midpoint friction, G = d r / d v(t+dt)); fits the conservative force and the mean
         friction before the noise amplitudes are trusted to explain what is left.
-        Midpoint friction (``friction_scheme``): the friction drift M dS is evaluated at
-        (v(t) + v(t+dt))/2 and the NLL is that of x(t+dt), i.e. it includes
+        Midpoint friction (``friction_scheme``): the friction drift M dS and the entropy
+        rows' coupling to the noise are evaluated at (v(t) + v(t+dt))/2
+        (:meth:`midpoint_terms`) and the NLL is that of x(t+dt), i.e. it includes
         -2 log det G per particle (the composite likelihood keeps each particle's own block).
         ``equipartition`` > 0 adds, per scored particle, equipartition * log(k_B <T> /
         (m <|v - <v>|^2> / D))^2 for each frame: a prior for equilibrium data that ties the
@@ -304,17 +305,40 @@ class MetriplecticModel(nn.Module):
 
     def midpoint_terms(self, terms: Terms, pairs: Pairs, u_mid: torch.Tensor
                        ) -> tuple[Terms, torch.Tensor]:
-        """``terms`` with M dS taken at the pair velocities ``u_mid`` (P, D); also W (P, D, D).
+        """``terms`` with the velocity dependence of the step taken at ``u_mid`` (P, D); also W.
 
-        Only the deterministic friction drift changes; the noise covariance M and k_B div M
-        stay those of the state at t (see :func:`bracket.midpoint_velocity_change`).
+        Friction scheme 'midpoint' (u_mid = (u(t) + u(t+dt)) / 2 per pair, Lees-Edwards jump
+        included; W = K (1/T_i + 1/T_j) / (2m) of :func:`bracket.friction_weights`):
+
+        * M is the pair blocks at u_mid, so M dS is the friction at u_mid and the entropy
+          noise couples to the pair force as -f . u_mid / 2 (covariance 2 k_B dt M_ii of the
+          likelihood; :func:`ddpd.model.noise.noise_at_midpoint` in the steppers). The
+          velocity rows of M do not depend on u, the amplitudes stay those at t.
+        * k_B div M loses the kinetic Ito term -k_B tr K / (m T) of its entropy columns: it is
+          the mean of the extra heat -m (du / 2) . dv that the midpoint work supplies.
+
+        Then every pair's heat T_i dS_i + T_j dS_j from friction and noise is exactly minus
+        its kinetic-energy change m u_mid . dv_pair (with T_i dS_i the linearised heat), at any
+        dt: the Euler step does not drain (or feed) the internal energy through the kinetic
+        energy, which with the Ito form at gamma dt ~ 2 lost ~ gamma dt k_B T per step. The
+        two forms agree as dt -> 0 (same stochastic differential equation).
         """
-        T_i, T_j = terms.T[pairs.i], terms.T[pairs.j]
+        i, j = pairs.i, pairs.j
+        T_i, T_j = terms.T[i], terms.T[j]
         amp = torch.stack([terms.A, terms.B, terms.C], dim=-1)
         M_mid = bracket.pair_blocks(u_mid, terms.e, amp, T_i, T_j, self.mass)
         K = bracket.noise_covariance(terms.A, terms.B, terms.e)
         W = bracket.friction_weights(K, T_i, T_j, self.mass)
-        return terms._replace(drift_M=bracket.entropy_gradient_drift(M_mid)), W
+        drift_div = terms.drift_div
+        if drift_div is not None:
+            kinetic = self.k_B * bracket.noise_covariance_trace(terms.A, terms.B, self.dim) / (
+                self.mass)
+            drift_div = torch.cat([drift_div[:, :2 * self.dim],
+                                   (drift_div[:, 2 * self.dim] + kinetic / T_i)[:, None],
+                                   (drift_div[:, 2 * self.dim + 1] + kinetic / T_j)[:, None]],
+                                  dim=1)
+        return terms._replace(M=M_mid, drift_M=bracket.entropy_gradient_drift(M_mid),
+                              drift_div=drift_div), W
 
     # -- construction and the model protocol (ddpd.model.api) ---------------------------
     @classmethod

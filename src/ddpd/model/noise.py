@@ -61,3 +61,19 @@ def pair_noise(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, e: torch.Tenso
     heat_i = scale * (work + C * zeta)
     heat_j = scale * (work - C * zeta)
     return PairNoise(scale * f / mass, heat_i / T_i, heat_j / T_j, heat_i, heat_j)
+
+
+def noise_at_midpoint(kick: PairNoise, du: torch.Tensor, T_i: torch.Tensor, T_j: torch.Tensor,
+                      mass: torch.Tensor) -> PairNoise:
+    """The same draw with the entropy rows' work -f . v_ij / 2 taken at v_ij + du.
+
+    With du = (y_i - y_j) / 2 (half the pair's relative velocity change over the step) the
+    work is taken at the midpoint u_mid = (u(t) + u(t+dt)) / 2: heat_i + heat_j =
+    -m u_mid . dv, exactly minus the kinetic energy the kick gives the pair (friction
+    scheme 'midpoint', :meth:`ddpd.model.metriplectic.MetriplecticModel.midpoint_terms`).
+    Units: du velocity, heats energy.
+    """
+    extra = -0.5 * mass * (kick.dv * du).sum(-1)
+    heat_i = kick.heat_i + extra
+    heat_j = kick.heat_j + extra
+    return PairNoise(kick.dv, heat_i / T_i, heat_j / T_j, heat_i, heat_j)

@@ -10,7 +10,8 @@
      4. explicit: v' = v + rate_v dt + dv_noise, S' = S + rate_S dt + dS_noise;
         midpoint: CG solve of (I + dt L/2) y = rate_v dt + dv_noise (forward comm of the
         direction and reverse comm of L x per iteration, MPI_Allreduce of dot products),
-        v' = v + y, entropy friction rows re-evaluated at u_mid = u + (y_i - y_j)/2.
+        v' = v + y, entropy rows (friction, noise work) re-evaluated at u_mid = u +
+        (y_i - y_j)/2, no kinetic Ito term in k_B div M.
    With newton off a pair across a sub-domain boundary is stored on both ranks; each adds
    only to its own atom, and both draw the same noise numbers (the counter is the pair's
    IDs and the step). Units: those of the tables (LJ units of the training data).
@@ -508,7 +509,7 @@ void FixDdpdTables::euler_step(bigint step)
   std::fill(acc.begin(), acc.begin() + (size_t) nall * ACC_SIZE, 0.0);
   if (midpoint) {
     pair_i.clear(), pair_j.clear(), pair_e.clear();
-    pair_a2.clear(), pair_b2.clear(), pair_kappa.clear();
+    pair_a2.clear(), pair_b2.clear(), pair_kappa.clear(), pair_kick.clear();
   }
   const double m = mass;
   const double scale = std::sqrt(2.0 * k_B * dt);
@@ -572,8 +573,11 @@ void FixDdpdTables::euler_step(bigint step)
           2 * C * Cj / (Ti * Tj) + C * C / (Ti * Tj * Tj);
       const double d_SjSi = uKiu / (4 * Ti * Tj) - uKu / (4 * Ti * Ti * Tj) -
           2 * C * Ci / (Ti * Tj) + C * C / (Ti * Ti * Tj);
-      const double div_Si = -trK / (m * Ti) + dTi * d_SiSi + dTj * d_SiSj;
-      const double div_Sj = -trK / (m * Tj) + dTj * d_SjSj + dTi * d_SjSi;
+      // midpoint: no kinetic Ito term -tr K / (m T); the noise work at u_mid supplies it
+      // (ddpd.model.metriplectic.MetriplecticModel.midpoint_terms)
+      const double ito = midpoint ? 0.0 : trK / m;
+      const double div_Si = -ito / Ti + dTi * d_SiSi + dTj * d_SiSj;
+      const double div_Sj = -ito / Tj + dTj * d_SjSj + dTi * d_SjSi;
       for (int a = 0; a < dim; ++a) {
         const double drift_v = -kappa * Ku[a] / m;
         const double div_v = dTi * (-dKi_u[a] / (2 * m * Ti) + Ku[a] / (2 * m * Ti * Ti)) +
@@ -608,6 +612,8 @@ void FixDdpdTables::euler_step(bigint step)
         }
         acc_i[ACC_KS] += scale * (work + C * zeta) / Ti;
         if (add_j) acc_j[ACC_KS] += scale * (work - C * zeta) / Tj;
+        if (midpoint)
+          for (int a = 0; a < dim; ++a) pair_kick.push_back(scale * f[a] / m);
       }
 
       if (midpoint) {
@@ -726,8 +732,8 @@ void FixDdpdTables::midpoint_update(int nlocal)
     ++cg_iterations;
   }
 
-  // entropy rows of the friction at u_mid = u + (y_i - y_j)/2:
-  // T_i dS_i += dt m (u_mid W u_mid - u W u) / 2
+  // entropy rows at u_mid = u + (y_i - y_j)/2 (external.midpoint_update): friction
+  // T_i dS_i += dt m (u_mid W u_mid - u W u) / 2, noise work -m (u_mid - u) . dv_noise / 2
   for (int i = 0; i < nlocal; ++i)
     for (int a = 0; a < dim; ++a) cg_vec[3 * i + a] = y[dim * i + a];
   forward(&cg_vec[0], 3, dim);
@@ -747,7 +753,10 @@ void FixDdpdTables::midpoint_update(int nlocal)
       w_mid += u_mid[a] * (pair_kappa[p] * k_mid[a] / mass);
       w_old += u[a] * (pair_kappa[p] * k_old[a] / mass);
     }
-    const double change = mass * (w_mid - w_old) / 2.0;
+    double change = dt * mass * (w_mid - w_old) / 2.0;
+    if (!pair_kick.empty())
+      for (int a = 0; a < dim; ++a)
+        change -= 0.5 * mass * (u_mid[a] - u[a]) * pair_kick[p * dim + a];
     ds_mid[i] += change / thermo[4 * i + 1];
     if (newton || j < nlocal) ds_mid[j] += change / thermo[4 * j + 1];
   }
@@ -756,7 +765,7 @@ void FixDdpdTables::midpoint_update(int nlocal)
   for (int i = 0; i < nlocal; ++i) {
     const double *acc_i = &acc[(size_t) i * ACC_SIZE];
     for (int a = 0; a < dim; ++a) v[i][a] = v[i][a] + y[dim * i + a];
-    S[i] = S[i] + acc_i[ACC_RS] * dt + acc_i[ACC_KS] + dt * ds_mid[i];
+    S[i] = S[i] + acc_i[ACC_RS] * dt + acc_i[ACC_KS] + ds_mid[i];
   }
 }
 

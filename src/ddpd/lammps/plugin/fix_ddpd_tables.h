@@ -82,6 +82,7 @@ class FixDdpdTables : public Fix {
   // per-pair storage of the midpoint solve
   std::vector<int> pair_i, pair_j;
   std::vector<double> pair_e, pair_a2, pair_b2, pair_kappa;
+  std::vector<double> pair_kick;    // dim per pair: noise velocity increment of i (midpoint)
 
   // communication: which array and how many values per atom
   double *comm_array;
