@@ -87,6 +87,31 @@ def test_resume_after_kill_gives_the_same_result(dataset, tmp_path, monkeypatch)
     assert [r["validation_nll"] for r in ra] == [r["validation_nll"] for r in rb]
 
 
+def test_a_checkpoint_of_other_code_is_not_resumed(dataset, tmp_path, monkeypatch):
+    """Same parameters and data, changed ddpd source: training starts over (epoch 0 is
+    validated again) instead of continuing a model of the old code."""
+    calls = {"n": 0}
+    original = train_module.mean_nll
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3 and calls.get("kill"):
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "mean_nll", counted)
+    calls["kill"] = True
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, PARAMS, tmp_path / "m", device="cpu")
+    assert torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    calls.update(n=0, kill=False)
+    monkeypatch.setattr(train_module, "code_fingerprint", lambda: "0123456789abcdef")
+    train(dataset, PARAMS, tmp_path / "m", device="cpu")
+    assert calls["n"] == PARAMS["epochs"] + 1  # epoch 0 and every epoch: a fresh run
+    info = json.loads((tmp_path / "m" / "hparams.json").read_text())
+    assert info["code"] == "0123456789abcdef"
+
+
 def test_bad_params_are_named(dataset, tmp_path):
     with pytest.raises(ValueError, match="train: unknown key"):
         train(dataset, {"epoch": 3}, tmp_path / "x")

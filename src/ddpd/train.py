@@ -11,13 +11,17 @@ improvement or after ``max_wall_minutes``, and writes to ``out_dir``:
 * ``learning_curve.csv``: epoch, wall_s, train_nll, validation_nll (per scored particle);
 * ``checkpoint.pt``: the state after the last finished epoch (model, optimiser, scheduler,
   RNG, best state, curve). Restarting after a kill resumes from it, and because every epoch
-  draws its order from a saved generator the result equals an uninterrupted run.
+  draws its order from a saved generator the result equals an uninterrupted run. It is
+  resumed only when the parameters, the dataset statistics and the source of the ddpd
+  package (``code``, a SHA-256 of its .py files) are those of the new run: a changed model
+  never continues from a stale checkpoint.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -31,6 +35,16 @@ from ddpd.coarse.dataset import collate, load_dataset, snapshots
 from ddpd.io import atomic_path
 from ddpd.model.api import model_class
 from ddpd.params import is_number, parse_params, require
+
+
+def code_fingerprint() -> str:
+    """SHA-256 (hex, first 16 digits) of the ddpd package's Python sources, in path order."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,8 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda _: 1.0)
     order_gen = torch.Generator().manual_seed(p.seed)
     info = dict(kind=p.kind, hparams=model.hparams, dataset_stats=stats,
-                train_params=dataclasses.asdict(p), dataset=str(dataset), calibration=calibration)
+                train_params=dataclasses.asdict(p), dataset=str(dataset), calibration=calibration,
+                code=code_fingerprint())
 
     epoch0, best, bad, curve, wall0 = 0, math.inf, 0, [], 0.0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
