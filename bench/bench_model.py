@@ -6,22 +6,46 @@ velocities Gaussian: the cost depends only on N and the pair count.
 
     OMP_NUM_THREADS=2 python bench/bench_model.py --threads 2 --n 1000 10000
 
+``--plugin-ranks R [R ...]`` also runs the same random model (as ``make`` builds it, before
+the training steps change it) in the compiled LAMMPS fix ``ddpd/tables`` on R MPI ranks:
+the model is saved to a temporary model folder, its tables are exported over the initial
+state's teacher entropies S and specific volumes 1/d (widened: see ``PLUGIN_ENTROPY_MARGIN``),
+and ``--plugin-steps`` steps of dt 0.005 (no dump) run from that state (S from the teacher).
+Reported: LAMMPS's "Loop time" (setup and step 0 excluded) as ms/step and particle-steps/s,
+the tables' maximum relative interpolation errors and the clamped (out-of-range) look-ups.
+
+    OMP_NUM_THREADS=1 python bench/bench_model.py --threads 1 --n 1000 10000 \\
+        --plugin-ranks 1 2 --plugin-steps 50
+
 Results are recorded by hand in bench/model.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from ddpd.lammps.export import ExportParams, Tables, export_tables
+from ddpd.lammps.plugin import build_plugin, run_plugin, write_plugin_input, write_plugin_tables
+from ddpd.model import bracket
 from ddpd.model.integrate import euler_step, exact_energy_step, init_state
 from ddpd.model.metriplectic import MetriplecticModel, Snapshot
 from ddpd.space import Box, neighbour_pairs
 
 DENSITY = 0.0364
 CUTOFF = 4.75
+ROLLOUT_DT = 0.005  # the rollout step of every measurement
+# The tables span the initial state's S and 1/d, each range widened on both sides by the
+# fraction ExportParams.margin of itself, S by at least PLUGIN_ENTROPY_MARGIN k_B: S
+# spreads fast in the random model (measured std ~0.06 k_B after 1 step, ~0.44 k_B after 50,
+# extremes about +-2.4 k_B at N = 1000), far beyond its initial range (~0.005 k_B).
+PLUGIN_ENTROPY_MARGIN = 5.0
+PLUGIN_SKIN = 0.2  # Verlet skin / cutoff of the plugin runs (as bench_lammps_model.py)
 
 
 def make(n: int, device: str, dtype: torch.dtype, seed: int = 0, width: int = 100,
@@ -60,6 +84,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--width", type=int, default=100)
     parser.add_argument("--friction-scheme", default="midpoint", choices=["midpoint", "explicit"])
+    parser.add_argument("--plugin-ranks", type=int, nargs="+", default=[],
+                        help="MPI ranks of LAMMPS plugin rollouts (default: none)")
+    parser.add_argument("--plugin-steps", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -67,6 +94,9 @@ def main() -> None:
           f"width {args.width} friction {args.friction_scheme}")
     for n in args.n:
         bench_one(n, args.device, dtype, args.repeats, args.width, args.friction_scheme)
+        if args.plugin_ranks:
+            bench_plugin(n, dtype, args.width, args.friction_scheme, args.plugin_ranks,
+                         args.plugin_steps)
 
 
 def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
@@ -80,7 +110,7 @@ def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
         holder = {"s": state}
 
         def run(step=step, holder=holder):
-            holder["s"] = step(model, holder["s"], box, 0.005, gen)
+            holder["s"] = step(model, holder["s"], box, ROLLOUT_DT, gen)
 
         sec = timed(run, repeats, device)
         print(f"  rollout {name:12s}: {sec * 1e3:8.1f} ms/step {n / sec:10.0f} particle-steps/s")
@@ -98,6 +128,74 @@ def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
 
     sec = timed(train_step, repeats, device)
     print(f"  train step          : {sec * 1e3:8.1f} ms/frame {n / sec:9.0f} particle-samples/s")
+
+
+def bench_plugin(n: int, dtype: torch.dtype, width: int, friction_scheme: str,
+                 ranks: list[int], steps: int) -> None:
+    """Rollouts of the benchmark model (fresh from ``make``) in the LAMMPS fix ddpd/tables."""
+    model, box, q, v = make(n, "cpu", dtype, width=width, friction_scheme=friction_scheme)
+    state = init_state(model, q, v, box)
+    with torch.no_grad():  # specific volumes 1/d of the initial state
+        _, s = model.pair_geometry(state.pairs)
+        d = bracket.density(model.kernel(s), model.self_weight(state.v), state.pairs.i,
+                            state.pairs.j, n)
+    S = state.S.double().numpy()
+    V = 1.0 / d.double().numpy()
+    margin = ExportParams().margin
+    k_B = float(model.k_B.detach())
+    S_pad = max(margin * float(S.max() - S.min()), PLUGIN_ENTROPY_MARGIN * k_B)
+    entropy_range = (float(S.min()) - S_pad, float(S.max()) + S_pad)
+    V_pad = margin * float(V.max() - V.min())
+    volume_range = (max(float(V.min()) - V_pad, 0.5 * float(V.min())), float(V.max()) + V_pad)
+    with tempfile.TemporaryDirectory(prefix="bench_model_plugin.") as tmp:
+        work = Path(tmp)
+        model_dir = work / "model"
+        model_dir.mkdir()
+        torch.save(model.state_dict(), model_dir / "model.pt")
+        hparams = dict(model.hparams, dtype=str(dtype).removeprefix("torch."))
+        (model_dir / "hparams.json").write_text(
+            json.dumps(dict(kind="metriplectic", hparams=hparams), indent=2))
+        start = time.perf_counter()
+        errors = export_tables(model_dir, work / "tables.npz",
+                               {"entropy_range": entropy_range, "volume_range": volume_range})
+        max_rel = {name: max(c["max_rel"] for c in cols.values())
+                   for name, cols in errors.items()}
+        error_text = ", ".join(f"{name} {value:.2g}" for name, value in max_rel.items())
+        print(f"  plugin tables: S in [{entropy_range[0]:.4g}, {entropy_range[1]:.4g}], "
+              f"1/d in [{volume_range[0]:.4g}, {volume_range[1]:.4g}], exported in "
+              f"{time.perf_counter() - start:.1f} s; max relative interpolation errors: "
+              f"{error_text}")
+        tables = Tables(work / "tables.npz")
+        tables_bin = write_plugin_tables(tables, work / "tables.bin")
+        plugin = build_plugin()
+        for r in ranks:
+            deck = write_plugin_input(work / f"run_{r}", plugin, tables_bin, box,
+                                      state.q.double().numpy(), state.v.double().numpy(), S,
+                                      tables.mass, tables.cutoff, ROLLOUT_DT, 0, steps, 0,
+                                      skin=PLUGIN_SKIN * tables.cutoff)
+            info = run_plugin(deck, ranks=r)
+            sec = info["loop_seconds"]
+            clamped = _last_thermo_value(info["log"].read_text(), 1)
+            print(f"  plugin rollout ({r} rank{'s' if r > 1 else ''}): {sec / steps * 1e3:8.1f} "
+                  f"ms/step {n * steps / sec:10.0f} particle-steps/s  (loop time of "
+                  f"{info['steps']} steps; table errors: {error_text}; "
+                  f"{clamped:.0f} look-ups out of range)", flush=True)
+
+
+def _last_thermo_value(log_text: str, column: int) -> float:
+    """Column ``column`` of the last thermo line of a LAMMPS log (NaN if there is none)."""
+    value = float("nan")
+    in_thermo = False
+    for line in log_text.splitlines():
+        fields = line.split()
+        if fields[:1] == ["Step"]:
+            in_thermo = True
+        elif in_thermo and fields and fields[0].isdigit():
+            value = float(fields[column])
+        else:
+            in_thermo = False
+    return value
+
 
 if __name__ == "__main__":
     main()

@@ -95,6 +95,38 @@ def test_forces_and_friction_vanish_continuously_at_cutoff():
     assert math.isfinite(forces[0])
 
 
+def test_monotone_kernel_makes_every_pair_force_repulsive():
+    """kernel_shape 'monotone': w(0) = 1, dw/dr < 0 on (0, h) (also at contact) for random
+    networks, so with P >= 0 a pair of particles is pushed apart at every distance; the
+    'free' MLP kernel has no such guarantee (here it rises somewhere)."""
+    rises = 0
+    for seed in range(4):
+        model = make_model(3, seed=seed)
+        assert model.kernel_shape == "monotone"
+        s = torch.linspace(0.0, 0.999, 400, dtype=torch.float64)
+        w, dw_dr = model.kernel_and_slope(s)
+        assert float(w[0]) == pytest.approx(1.0, abs=1e-12)
+        assert bool((dw_dr[:-1] < 0).all()), float(dw_dr.max())
+        # a pair at r: the force on i points along e_ij = r_ij / r (away from j)
+        box = Box(edges=(10.0, 10.0, 10.0))
+        for r in (1e-3, 0.3 * model.cutoff, 0.9 * model.cutoff):
+            q = torch.tensor([[1.0 + r, 1.0, 1.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+            v = torch.zeros(2, 3, dtype=torch.float64)
+            pairs = neighbour_pairs(q, box, model.cutoff)
+            terms = model.evaluate(v, torch.tensor([0.2, -0.3], dtype=torch.float64), pairs)
+            assert float(terms.F[0, 0]) > 0 and float(terms.F[1, 0]) < 0
+        torch.manual_seed(seed)
+        free = type(model)(dim=3, cutoff=2.0, width=16, depth=2, teacher_features=4, mass=1.3,
+                           learn_mass=False, speed_scale=1.0, dt=0.01, friction=(0.5, 0.4, 0.3),
+                           d_ref=3.0, delta_v_scale=0.3, kernel_shape="free").double()
+        with torch.no_grad():
+            for p in free.kernel_net.parameters():
+                p.add_(torch.randn_like(p))
+        _, dw_free = free.kernel_and_slope(s)
+        rises += int(bool((dw_free[:-1] > 0).any()))
+    assert rises > 0
+
+
 @pytest.mark.parametrize("transform", ["relabel", "rotate", "reflect", "translate", "boost"])
 def test_drift_and_teacher_are_invariant(dim, transform):
     model = make_model(dim)

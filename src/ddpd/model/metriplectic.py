@@ -91,21 +91,30 @@ class MetriplecticModel(nn.Module):
     friction_scheme ("midpoint": the friction drift M dS of a step is taken at the
     midpoint velocities (v(t) + v(t+dt))/2, in the likelihood and in the exact-energy
     rollout step, which keeps k_B T = m <v^2> exact at any dt for the linear friction, see
-    :func:`bracket.midpoint_velocity_change`; "explicit": at v(t), as in the reference).
+    :func:`bracket.midpoint_velocity_change`; "explicit": at v(t), as in the reference),
+    kernel_shape ("monotone": phi_w(s) = u(0) - u(s) with u convex and strictly increasing
+    (:class:`ConvexIncreasing`), so w(0) = 1 and dw/dr < 0 on (0, h): the density falls
+    with distance and, with P >= 0, every pair force is repulsive, also at contact
+    (dw/dr(0) < 0); "free": phi_w an MLP as in shared/method.md §1, which let the learned
+    kernel rise with r (attraction) and particles pair up in rollouts, see bench/model.md).
     """
 
     def __init__(self, dim: int, cutoff: float, width: int, depth: int, teacher_features: int,
                  mass: float, learn_mass: bool, speed_scale: float, dt: float,
                  friction: tuple[float, float, float], d_ref: float, delta_v_scale: float,
                  jitter: float = 1e-4, friction_scheme: str = "midpoint",
-                 learn_k_B: bool = True):
+                 learn_k_B: bool = True, kernel_shape: str = "monotone"):
         super().__init__()
         self.hparams = dict(
             dim=dim, cutoff=cutoff, width=width, depth=depth, teacher_features=teacher_features,
             mass=mass, learn_mass=learn_mass, speed_scale=speed_scale, dt=dt,
             friction=list(friction), d_ref=d_ref, delta_v_scale=delta_v_scale, jitter=jitter,
-            friction_scheme=friction_scheme, learn_k_B=learn_k_B,
+            friction_scheme=friction_scheme, learn_k_B=learn_k_B, kernel_shape=kernel_shape,
         )
+        if kernel_shape not in ("monotone", "free"):
+            raise ValueError(f"train.model.kernel_shape: expected 'monotone' or 'free', got "
+                             f"{kernel_shape!r}")
+        self.kernel_shape = kernel_shape
         if friction_scheme not in ("midpoint", "explicit"):
             raise ValueError(f"train.model.friction_scheme: expected 'midpoint' or 'explicit', "
                              f"got {friction_scheme!r}")
@@ -126,7 +135,8 @@ class MetriplecticModel(nn.Module):
             self.log_k_B = nn.Parameter(torch.tensor(0.0))
         else:  # fixes the gauge (S, T, k_B, A^2) -> (l S, T / l, l k_B, A^2 / l)
             self.register_buffer("log_k_B", torch.tensor(0.0))
-        self.kernel_net = MLP(1, 1, width, depth)
+        self.kernel_net = (ConvexIncreasing(1, width, depth) if kernel_shape == "monotone"
+                           else MLP(1, 1, width, depth))
         self.energy_net = ConvexIncreasing(2, width, depth)
         self.friction_net = MLP(2, 3, width, depth)
         self.register_buffer("log_amp0", 0.5 * torch.log(torch.tensor(friction)))
@@ -143,6 +153,10 @@ class MetriplecticModel(nn.Module):
         return torch.exp(self.log_k_B)
 
     def log_kernel_shape(self, s: torch.Tensor) -> torch.Tensor:
+        """phi_w(s): MLP ('free') or u(0) - u(s), u convex increasing ('monotone')."""
+        if self.kernel_shape == "monotone":
+            origin = torch.zeros(1, 1, dtype=s.dtype, device=s.device)
+            return self.kernel_net(origin)[0] - self.kernel_net(s[..., None])
         return self.kernel_net(s[..., None])[..., 0]
 
     def kernel(self, s: torch.Tensor) -> torch.Tensor:
@@ -355,7 +369,7 @@ class MetriplecticModel(nn.Module):
             teacher_features=p.teacher_features, mass=stats["mass"], learn_mass=p.learn_mass,
             speed_scale=stats["speed_scale"], dt=stats["dt"], friction=tuple(stats["friction"]),
             d_ref=stats["d_ref"], delta_v_scale=stats["delta_v_scale"], jitter=p.jitter,
-            friction_scheme=p.friction_scheme, learn_k_B=p.learn_k_B,
+            friction_scheme=p.friction_scheme, learn_k_B=p.learn_k_B, kernel_shape=p.kernel_shape,
         )
         model.hparams["dtype"] = p.dtype
         # Equipartition at the start: k_B T(S=0, V=1/d_ref) = m sigma_v^2.
@@ -453,6 +467,7 @@ class MetriplecticModel(nn.Module):
         dtype = h.pop("dtype", "float32")
         h["friction"] = tuple(h["friction"])
         h.setdefault("friction_scheme", "explicit")  # models saved before the option
+        h.setdefault("kernel_shape", "free")  # models saved before the option
         model = cls(**h)
         model.hparams["dtype"] = dtype
         return model.to(torch.float64 if dtype == "float64" else torch.float32)

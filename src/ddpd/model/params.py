@@ -35,6 +35,9 @@ class ModelParams:
             (stationary temperature exact at any dt for linear friction, see bench/model.md);
             ``explicit``: at the start of the step, as the reference (heats by
             2 / (2 - gamma dt), diverges for gamma dt > 2).
+        kernel_shape: ``monotone`` (default): w(r) strictly decreasing on [0, h) with
+            w(0) = 1 (a convex increasing network gives -log w), so pair forces are
+            repulsive for P >= 0, also at contact; ``free``: the MLP of shared/method.md §1.
     """
 
     cutoff: float | None = None
@@ -47,6 +50,7 @@ class ModelParams:
     jitter: float = 1e-4
     friction_scheme: str = "midpoint"
     learn_k_B: bool = True
+    kernel_shape: str = "monotone"
 
     def __post_init__(self) -> None:
         s = "model"
@@ -69,3 +73,5 @@ class ModelParams:
                 self.learn_k_B)
         require(self.friction_scheme in ("midpoint", "explicit"), s, "friction_scheme",
                 "'midpoint' or 'explicit'", self.friction_scheme)
+        require(self.kernel_shape in ("monotone", "free"), s, "kernel_shape",
+                "'monotone' or 'free'", self.kernel_shape)
