@@ -80,6 +80,10 @@ def test_euler_momentum_exact_and_energy_drift_is_first_order(dim):
 
 def test_lees_edwards_offset_accumulates():
     model, box, state = _start(2, boundary="lees-edwards")
+    # particle 0 just below the upper y boundary, moving up: it crosses in the first step
+    q, v = state.q.clone(), state.v.clone()
+    q[0, 1], v[0, 1] = 5.999, 2.0
+    state = init_state(model, q, v, box)
     s = state
     for _ in range(3):
         s = exact_energy_step(model, s, box, 0.01, torch.Generator().manual_seed(0))
