@@ -117,6 +117,7 @@ rule real_video_diffusion:
             caption="../report/diffusion.rst",
             category="Real video",
         ),
+        pdf="results/figures/real_video_msd.pdf",
     log:
         "results/logs/real_video_diffusion.log",
     benchmark:
