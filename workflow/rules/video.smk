@@ -62,6 +62,7 @@ rule tracking_quality:
             caption="../report/tracking_figure.rst",
             category="Video tracking",
         ),
+        pdf="results/figures/colloid_{split}_rep{replica}_tracking.pdf",
     log:
         "results/logs/tracking_quality/{split}_rep{replica}.log",
     benchmark:
