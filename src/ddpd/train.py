@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ddpd.coarse.dataset import collate, load_dataset, snapshots
 from ddpd.io import atomic_path
 from ddpd.model.api import model_class
+from ddpd.model.diffusion_match import match_diffusion
 from ddpd.params import is_number, parse_params, require
 
 
@@ -73,6 +74,15 @@ class TrainParams:
             model so that k_B <T> equals the kinetic temperature of the training frames
             exactly, keeping its noise (MetriplecticModel.match_equipartition). For data at
             rest only (false).
+        match_diffusion: after training (and the equipartition match), scale the friction
+            and noise of the selected model by one factor so that its rollouts from the
+            training runs' first frames have the training runs' mean squared displacement at
+            ``diffusion_lag`` frames (ddpd.model.diffusion_match); periodic boxes only, other
+            boxes are skipped and the reason recorded; models without ``log_amp0`` ignore it
+            (false).
+        diffusion_lag: lag of that match, frames (50).
+        diffusion_factors: the grid of friction factors tried, increasing
+            ([0.5, 0.75, 1, 1.5, 2.25, 3.4, 5, 7.5]).
         patience: stop after this many epochs without a better validation NLL (8).
         grad_clip: max gradient norm (10).
         seed: seed of the initialisation and the batch order (0).
@@ -93,6 +103,10 @@ class TrainParams:
     equipartition: float = 0.0
     calibrate: bool = True
     match_equipartition: bool = False
+    match_diffusion: bool = False
+    diffusion_lag: int = 50
+    diffusion_factors: list = field(
+        default_factory=lambda: [0.5, 0.75, 1.0, 1.5, 2.25, 3.4, 5.0, 7.5])
     patience: int = 8
     grad_clip: float = 10.0
     seed: int = 0
@@ -116,7 +130,16 @@ class TrainParams:
               "warmup_epochs", "an integer >= 0", self.warmup_epochs)
         require(is_number(self.equipartition) and self.equipartition >= 0, s, "equipartition",
               "a number >= 0", self.equipartition)
-        for key in ("calibrate", "match_equipartition"):
+        require(isinstance(self.diffusion_lag, int) and not isinstance(self.diffusion_lag, bool)
+                and self.diffusion_lag >= 1, s, "diffusion_lag", "a positive integer",
+                self.diffusion_lag)
+        factors = self.diffusion_factors
+        require(isinstance(factors, list) and len(factors) >= 2
+                and all(is_number(f) and f > 0 for f in factors)
+                and all(factors[k] < factors[k + 1] for k in range(len(factors) - 1)), s,
+                "diffusion_factors",
+                "an increasing list of at least two positive numbers", factors)
+        for key in ("calibrate", "match_equipartition", "match_diffusion"):
             require(isinstance(getattr(self, key), bool), s, key, "true or false",
                     getattr(self, key))
         require(is_number(self.lr) and self.lr > 0, s, "lr", "a positive number", self.lr)
@@ -269,4 +292,12 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
             [train_snaps[int(k)] for k in pick])
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         info["validation_nll_after_match"] = mean_nll(model, val_snaps, dt, p.batch_frames)
+    if p.match_diffusion and hasattr(model, "log_amp0"):
+        model.load_state_dict(best_state)
+        info["diffusion_match"] = match_diffusion(model, data, p.diffusion_lag,
+                                                  p.diffusion_factors, seed=p.seed)
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if "factor" in info["diffusion_match"]:
+            info["validation_nll_after_diffusion_match"] = mean_nll(model, val_snaps, dt,
+                                                                    p.batch_frames)
     _write_outputs(out_dir, info, best_state, curve)
