@@ -334,8 +334,7 @@ class Tables:
 
 
 class PairTerms(NamedTuple):
-    """What the pair noise needs (P pairs): e (P, D), v_ij (P, D), A, B, C, T_i, T_j (P,);
-    and for the midpoint entropy rows: the T-slopes (P, 3) of (A, B, C) and dT/dS (P,)."""
+    """What the pair noise needs (P pairs): e (P, D), v_ij (P, D), A, B, C, T_i, T_j (P,)."""
 
     e: np.ndarray
     v_ij: np.ndarray
@@ -344,35 +343,6 @@ class PairTerms(NamedTuple):
     C: np.ndarray
     T_i: np.ndarray
     T_j: np.ndarray
-    amp_di: np.ndarray | None = None
-    amp_dj: np.ndarray | None = None
-    dT_i: np.ndarray | None = None
-    dT_j: np.ndarray | None = None
-
-
-def k_dot(a2: np.ndarray, b2: np.ndarray, e: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """K x per pair for K = (a2/2) I + (a2/2 + (b2 - a2)/D) e e^T (a2 = A^2, b2 = B^2)."""
-    dim = e.shape[1]
-    ex = (e * x).sum(-1)
-    return 0.5 * a2[:, None] * x + ((0.5 * a2 + (b2 - a2) / dim) * ex)[:, None] * e
-
-
-def entropy_divergence_quadratic(pt: PairTerms, u: np.ndarray) -> np.ndarray:
-    """The u-dependent part of div M's entropy columns at pair velocities u, (P, 2).
-
-    From :func:`ddpd.model.bracket.pair_divergence`: for S_i,
-    dT_i (u'K_i u / (4 T_i^2) - u'Ku / (2 T_i^3)) + dT_j (u'K_j u / (4 T_i T_j)
-    - u'Ku / (4 T_i T_j^2)), K_i = dK/dT_i; the same with i <-> j for S_j.
-    """
-    Ti, Tj, dTi, dTj = pt.T_i, pt.T_j, pt.dT_i, pt.dT_j
-    uKu = (u * k_dot(pt.A * pt.A, pt.B * pt.B, pt.e, u)).sum(-1)
-    uKiu = (u * k_dot(2 * pt.A * pt.amp_di[:, 0], 2 * pt.B * pt.amp_di[:, 1], pt.e, u)).sum(-1)
-    uKju = (u * k_dot(2 * pt.A * pt.amp_dj[:, 0], 2 * pt.B * pt.amp_dj[:, 1], pt.e, u)).sum(-1)
-    q_i = (dTi * (uKiu / (4 * Ti**2) - uKu / (2 * Ti**3))
-           + dTj * (uKju / (4 * Ti * Tj) - uKu / (4 * Ti * Tj**2)))
-    q_j = (dTj * (uKju / (4 * Tj**2) - uKu / (2 * Tj**3))
-           + dTi * (uKiu / (4 * Ti * Tj) - uKu / (4 * Ti**2 * Tj)))
-    return np.stack([q_i, q_j], axis=1)
 
 
 def _scatter(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
@@ -425,8 +395,13 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
     u = v[i] - v[j]
     if jump is not None:
         u = u + jump
+    eu = (e * u).sum(-1)
 
-    Ku = k_dot(A * A, B * B, e, u)
+    def k_dot(a2: np.ndarray, b2: np.ndarray, x: np.ndarray, ex: np.ndarray) -> np.ndarray:
+        """K x for K = (a2/2) I + (a2/2 + (b2 - a2)/D) e e^T (a2 = A^2, b2 = B^2)."""
+        return 0.5 * a2[:, None] * x + ((0.5 * a2 + (b2 - a2) / dim) * ex)[:, None] * e
+
+    Ku = k_dot(A * A, B * B, u, eu)
     uKu = (u * Ku).sum(-1)
     trK = 0.5 * A * A * dim + 0.5 * A * A + (B * B - A * A) / dim
     # (M dS) per pair: J K J^T g + c (c.g), g = e_Si + e_Sj, J^T g = -kappa u
@@ -436,8 +411,8 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
     drift_Si = kappa * uKu / (2 * Ti) + C / Ti * cg
     drift_Sj = kappa * uKu / (2 * Tj) - C / Tj * cg
     # k_B div M per pair (ddpd.model.bracket.pair_divergence); dK/dT = K(A dA, B dB)' slopes
-    dKi_u = k_dot(2 * A * Ai, 2 * B * Bi, e, u)
-    dKj_u = k_dot(2 * A * Aj, 2 * B * Bj, e, u)
+    dKi_u = k_dot(2 * A * Ai, 2 * B * Bi, u, eu)
+    dKj_u = k_dot(2 * A * Aj, 2 * B * Bj, u, eu)
     uKiu = (u * dKi_u).sum(-1)
     uKju = (u * dKj_u).sum(-1)
     ti, tj = Ti[:, None], Tj[:, None]
@@ -456,4 +431,4 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
     rate[:, :dim] = F / m + _scatter(pair_v, i, n) - _scatter(pair_v, j, n)
     rate[:, dim] = (_scatter(drift_Si + k_B * div_Si, i, n)
                     + _scatter(drift_Sj + k_B * div_Sj, j, n))
-    return rate, U, PairTerms(e, u, A, B, C, Ti, Tj, amp_di, amp_dj, dTi, dTj)
+    return rate, U, PairTerms(e, u, A, B, C, Ti, Tj)

@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ddpd.io import Trajectory, write_trajectory
-from ddpd.lammps.export import PairTerms, Tables, entropy_divergence_quadratic, table_rates
+from ddpd.lammps.export import PairTerms, Tables, table_rates
 from ddpd.params import parse_params, require
 from ddpd.simulate.engine import close, command, commands, create_lammps, gather
 from ddpd.space.box import Box
@@ -236,11 +236,8 @@ class TorchBackend:
             terms = self.model.evaluate(v_t, torch.from_numpy(np.ascontiguousarray(S)), pairs)
             rate = self.model.drift(v_t, terms, pairs)
         T = terms.T.detach().numpy()
-        dT = terms.dT.detach().numpy()
         pt = PairTerms(terms.e.numpy(), terms.v_ij.numpy(), terms.A.detach().numpy(),
-                       terms.B.detach().numpy(), terms.C.detach().numpy(), T[i], T[j],
-                       terms.amp_dT_i.detach().numpy(), terms.amp_dT_j.detach().numpy(),
-                       dT[i], dT[j])
+                       terms.B.detach().numpy(), terms.C.detach().numpy(), T[i], T[j])
         return Rates(rate.detach().numpy(), terms.U.detach().numpy(), i, j, pt)
 
 
@@ -323,9 +320,8 @@ def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, k_B: fl
     (y_i - y_j)/2, and the entropy rows are re-evaluated at u_mid
     (:meth:`ddpd.model.metriplectic.MetriplecticModel.midpoint_terms`): friction
     T_i dS_i += dt kappa (u_mid K u_mid - u K u) / 2, kappa = 1/(2 T_i) + 1/(2 T_j); noise
-    work T_i dS_i += -m (u_mid - u) . dv_noise / 2; the kinetic Ito term of k_B div M
-    removed, T_i dS_i += dt k_B tr K / m; and the rest of div M's entropy columns at u_mid,
-    dS_i += dt k_B (q_i(u_mid) - q_i(u)) (:func:`entropy_divergence_quadratic`).
+    work T_i dS_i += -m (u_mid - u) . dv_noise / 2; and the kinetic Ito term of k_B div M
+    removed, T_i dS_i += dt k_B tr K / m.
     """
     n, dim = v.shape
     pt, i, j = r.pairs, r.i, r.j
@@ -360,17 +356,12 @@ def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, k_B: fl
     # u W u = kappa u K u / m; the entropy rows of M dS carry kappa u K u / (2 T)
     change = mass * ((u_mid * _friction_flux(pt, u_mid, mass)).sum(-1)
                      - (u * _friction_flux(pt, u, mass)).sum(-1)) / 2.0 * dt
-    dS_i, dS_j = change / pt.T_i, change / pt.T_j
     if kick is not None:
         a2, b2 = pt.A * pt.A, pt.B * pt.B
         trace_k = 0.5 * (dim + 1) * a2 + (b2 - a2) / dim
-        noise = -0.5 * mass * ((u_mid - u) * kick.dv).sum(-1) + dt * k_B * trace_k / mass
-        q = dt * k_B * (entropy_divergence_quadratic(pt, u_mid)
-                        - entropy_divergence_quadratic(pt, u))
-        dS_i = dS_i + noise / pt.T_i + q[:, 0]
-        dS_j = dS_j + noise / pt.T_j + q[:, 1]
-    S_new = (S_new + np.bincount(i, weights=dS_i, minlength=n)
-             + np.bincount(j, weights=dS_j, minlength=n))
+        change = change - 0.5 * mass * ((u_mid - u) * kick.dv).sum(-1) + dt * k_B * trace_k / mass
+    S_new = (S_new + np.bincount(i, weights=change / pt.T_i, minlength=n)
+             + np.bincount(j, weights=change / pt.T_j, minlength=n))
     return v + y, S_new
 
 

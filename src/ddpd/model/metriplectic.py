@@ -38,7 +38,6 @@ class Terms(NamedTuple):
         A, B, C: (P,) pair friction amplitudes.
         M: (P, 2D+2, 2D+2) pair friction blocks over (v_i, v_j, S_i, S_j).
         drift_M: (P, 2D+2) M dS per pair.   drift_div: (P, 2D+2) k_B div M per pair (or None).
-        amp_dT_i, amp_dT_j: (P, 3) d(A, B, C)/dT_i and d/dT_j (for div M at other velocities).
     """
 
     e: torch.Tensor
@@ -58,8 +57,6 @@ class Terms(NamedTuple):
     M: torch.Tensor
     drift_M: torch.Tensor
     drift_div: torch.Tensor | None
-    amp_dT_i: torch.Tensor | None = None
-    amp_dT_j: torch.Tensor | None = None
 
 
 class Snapshot(NamedTuple):
@@ -246,8 +243,7 @@ class MetriplecticModel(nn.Module):
         A, B, C = amp.unbind(-1)
         drift_M = bracket.entropy_gradient_drift(M)
         drift_div = None if div is None else self.k_B * div
-        return Terms(e, s, v_ij, w, d, V, U, T, P, dT, F, A, B, C, M, drift_M, drift_div,
-                     amp_di, amp_dj)
+        return Terms(e, s, v_ij, w, d, V, U, T, P, dT, F, A, B, C, M, drift_M, drift_div)
 
     def drift(self, v: torch.Tensor, terms: Terms, pairs: Pairs) -> torch.Tensor:
         """Mean rate of change of (v, S): (N, D+1) = F/m (v rows) + M dS + k_B div M."""
@@ -332,10 +328,8 @@ class MetriplecticModel(nn.Module):
           noise couples to the pair force as -f . u_mid / 2 (covariance 2 k_B dt M_ii of the
           likelihood; :func:`ddpd.model.noise.noise_at_midpoint` in the steppers). The
           velocity rows of M do not depend on u, the amplitudes stay those at t.
-        * the entropy columns of k_B div M are taken at u_mid too (their Ito terms of the
-          T-dependence of the entropy noise then match its variance at u_mid) and lose the
-          kinetic Ito term -k_B tr K / (m T): it is the mean of the extra heat
-          -m (du / 2) . dv that the midpoint work supplies. The velocity columns stay at t.
+        * k_B div M loses the kinetic Ito term -k_B tr K / (m T) of its entropy columns: it is
+          the mean of the extra heat -m (du / 2) . dv that the midpoint work supplies.
 
         Then every pair's heat T_i dS_i + T_j dS_j from friction and noise is exactly minus
         its kinetic-energy change m u_mid . dv_pair (with T_i dS_i the linearised heat), at any
@@ -351,17 +345,12 @@ class MetriplecticModel(nn.Module):
         W = bracket.friction_weights(K, T_i, T_j, self.mass)
         drift_div = terms.drift_div
         if drift_div is not None:
-            # entropy columns of k_B div M at u_mid, without the kinetic Ito term
-            div_mid = bracket.pair_divergence(u_mid, terms.e, amp, terms.amp_dT_i,
-                                              terms.amp_dT_j, T_i, T_j, terms.dT[i],
-                                              terms.dT[j], self.mass)
-            kinetic = bracket.noise_covariance_trace(terms.A, terms.B, self.dim) / self.mass
-            dim = self.dim
-            drift_div = torch.cat([drift_div[:, :2 * dim],
-                                   self.k_B * (div_mid[:, 2 * dim:2 * dim + 1]
-                                               + (kinetic / T_i)[:, None]),
-                                   self.k_B * (div_mid[:, 2 * dim + 1:]
-                                               + (kinetic / T_j)[:, None])], dim=1)
+            kinetic = self.k_B * bracket.noise_covariance_trace(terms.A, terms.B, self.dim) / (
+                self.mass)
+            drift_div = torch.cat([drift_div[:, :2 * self.dim],
+                                   (drift_div[:, 2 * self.dim] + kinetic / T_i)[:, None],
+                                   (drift_div[:, 2 * self.dim + 1] + kinetic / T_j)[:, None]],
+                                  dim=1)
         return terms._replace(M=M_mid, drift_M=bracket.entropy_gradient_drift(M_mid),
                               drift_div=drift_div), W
 

@@ -11,7 +11,7 @@
         midpoint: CG solve of (I + dt L/2) y = rate_v dt + dv_noise (forward comm of the
         direction and reverse comm of L x per iteration, MPI_Allreduce of dot products),
         v' = v + y, entropy rows (friction, noise work) re-evaluated at u_mid = u +
-        (y_i - y_j)/2, with div M's entropy columns there and without its kinetic Ito term.
+        (y_i - y_j)/2, no kinetic Ito term in k_B div M.
    With newton off a pair across a sub-domain boundary is stored on both ranks; each adds
    only to its own atom, and both draw the same noise numbers (the counter is the pair's
    IDs and the step). Units: those of the tables (LJ units of the training data).
@@ -509,7 +509,7 @@ void FixDdpdTables::euler_step(bigint step)
   std::fill(acc.begin(), acc.begin() + (size_t) nall * ACC_SIZE, 0.0);
   if (midpoint) {
     pair_i.clear(), pair_j.clear(), pair_e.clear();
-    pair_a2.clear(), pair_b2.clear(), pair_kappa.clear(), pair_kick.clear(), pair_dk.clear();
+    pair_a2.clear(), pair_b2.clear(), pair_kappa.clear(), pair_kick.clear();
   }
   const double m = mass;
   const double scale = std::sqrt(2.0 * k_B * dt);
@@ -623,10 +623,6 @@ void FixDdpdTables::euler_step(bigint step)
         pair_a2.push_back(A * A);
         pair_b2.push_back(B * B);
         pair_kappa.push_back(kappa);
-        pair_dk.push_back(2 * A * Ai);
-        pair_dk.push_back(2 * B * Bi);
-        pair_dk.push_back(2 * A * Aj);
-        pair_dk.push_back(2 * B * Bj);
       }
     }
   }
@@ -758,16 +754,11 @@ void FixDdpdTables::midpoint_update(int nlocal)
       w_old += u[a] * (pair_kappa[p] * k_old[a] / mass);
     }
     double change = dt * mass * (w_mid - w_old) / 2.0;
-    double q_mid[2] = {0.0, 0.0}, q_old[2] = {0.0, 0.0};
-    if (!pair_kick.empty()) {
+    if (!pair_kick.empty())
       for (int a = 0; a < dim; ++a)
         change -= 0.5 * mass * (u_mid[a] - u[a]) * pair_kick[p * dim + a];
-      entropy_divergence_quadratic(p, i, j, u_mid, q_mid);
-      entropy_divergence_quadratic(p, i, j, u, q_old);
-    }
-    ds_mid[i] += change / thermo[4 * i + 1] + dt * k_B * (q_mid[0] - q_old[0]);
-    if (newton || j < nlocal)
-      ds_mid[j] += change / thermo[4 * j + 1] + dt * k_B * (q_mid[1] - q_old[1]);
+    ds_mid[i] += change / thermo[4 * i + 1];
+    if (newton || j < nlocal) ds_mid[j] += change / thermo[4 * j + 1];
   }
   if (newton) reverse(&ds_mid[0], 1, 1);
 
@@ -776,26 +767,6 @@ void FixDdpdTables::midpoint_update(int nlocal)
     for (int a = 0; a < dim; ++a) v[i][a] = v[i][a] + y[dim * i + a];
     S[i] = S[i] + acc_i[ACC_RS] * dt + acc_i[ACC_KS] + ds_mid[i];
   }
-}
-
-// the u-dependent part of div M's entropy columns (external.entropy_divergence_quadratic)
-void FixDdpdTables::entropy_divergence_quadratic(size_t p, int i, int j, const double *u,
-                                                 double *q)
-{
-  const double *e = &pair_e[p * dim];
-  const double *dk = &pair_dk[4 * p];
-  const double eu = dot(e, u, dim);
-  double ku[3], kiu[3], kju[3];
-  k_dot(pair_a2[p], pair_b2[p], u, eu, e, dim, ku);
-  k_dot(dk[0], dk[1], u, eu, e, dim, kiu);
-  k_dot(dk[2], dk[3], u, eu, e, dim, kju);
-  const double uKu = dot(u, ku, dim), uKiu = dot(u, kiu, dim), uKju = dot(u, kju, dim);
-  const double Ti = thermo[4 * i + 1], Tj = thermo[4 * j + 1];
-  const double dTi = thermo[4 * i + 3], dTj = thermo[4 * j + 3];
-  q[0] = dTi * (uKiu / (4 * Ti * Ti) - uKu / (2 * Ti * Ti * Ti)) +
-      dTj * (uKju / (4 * Ti * Tj) - uKu / (4 * Ti * Tj * Tj));
-  q[1] = dTj * (uKju / (4 * Tj * Tj) - uKu / (2 * Tj * Tj * Tj)) +
-      dTi * (uKiu / (4 * Ti * Tj) - uKu / (4 * Ti * Ti * Tj));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -839,6 +810,6 @@ double FixDdpdTables::memory_usage()
   bytes += (double) nmax_scratch * (2 + 4 + ACC_SIZE + 3 + 3 + 1) * sizeof(double);
   bytes += (double) (kernel_table.size() + thermo_table.size() + friction_table.size()) *
       sizeof(double);
-  bytes += (double) pair_i.capacity() * (2 * sizeof(int) + (2 * dim + 7) * sizeof(double));
+  bytes += (double) pair_i.capacity() * (2 * sizeof(int) + (2 * dim + 3) * sizeof(double));
   return bytes;
 }

@@ -83,8 +83,6 @@ class FixDdpdTables : public Fix {
   std::vector<int> pair_i, pair_j;
   std::vector<double> pair_e, pair_a2, pair_b2, pair_kappa;
   std::vector<double> pair_kick;    // dim per pair: noise velocity increment of i (midpoint)
-  std::vector<double> pair_dk;      // 4 per pair: 2 A dA/dT_i, 2 B dB/dT_i, 2 A dA/dT_j, 2 B dB/dT_j
-  void entropy_divergence_quadratic(size_t p, int i, int j, const double *u, double *q);
 
   // communication: which array and how many values per atom
   double *comm_array;
