@@ -52,7 +52,8 @@ def test_truth_is_a_metriplectic_model_with_the_analytic_thermodynamics(dim):
             lambda x: model.internal_energy(x[0], x[1]), torch.stack([S[k], terms.V[k]]))
         assert float(torch.linalg.eigvalsh(hess).min()) > 0
     # the kernel is w0 (1 - s^2)^2 and the pair amplitudes A0 (1 - s^2), ...
-    torch.testing.assert_close(terms.w, p.kernel_weight * (1 - terms.s**2) ** 2)
+    torch.testing.assert_close(terms.w, p.kernel_weight * torch.exp(-p.kernel_decay * terms.s)
+                               * (1 - terms.s**2) ** 2)
     torch.testing.assert_close(terms.A, p.friction[0] * (1 - terms.s**2))
     torch.testing.assert_close(terms.C, p.friction[2] * (1 - terms.s**2))
 

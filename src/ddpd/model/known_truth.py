@@ -3,8 +3,10 @@ same integrator as the learned model, and the identifiable quantities it fixes.
 
 Truth model (shared/method.md §1 with every learned function replaced by a closed form):
 
-* kernel w(s) = w0 (1 - s^2)^2, s = r / h (the learned kernel exp(phi(s)) (1 - s^2)^2 with a
-  constant phi = log w0);
+* kernel w(s) = w0 exp(-kappa s) (1 - s^2)^2, s = r / h (the learned kernel
+  exp(phi(s)) (1 - s^2)^2 with phi = log w0 - kappa s: strictly decreasing for kappa > 0,
+  inside the class of the default monotone kernel, whose phi(0) - phi(s) is strictly
+  increasing; kappa = 0, the flat phi, is only at its edge);
 * internal energy of an ideal-gas-like fluid particle with heat capacity c_v (units of S)
   and adiabatic exponent gamma:
       U(S, V) = u0 exp(S / c_v) V^-(gamma - 1),
@@ -80,7 +82,8 @@ class KnownTruthParams:
         n_particles: particles in the periodic box (128).
         number_density: particles per unit volume; sets the box edge (N / n)^(1/D) (1.0).
         cutoff: kernel range h (length units) (1.8).
-        kernel_weight: w0 of w = w0 (1 - s^2)^2 (1.0).
+        kernel_weight: w0 of w = w0 exp(-kappa s) (1 - s^2)^2 (1.0).
+        kernel_decay: kappa >= 0 of that kernel (1.0).
         mass: particle mass m (1.0).
         k_B: Boltzmann-like constant (1.0).
         temperature: initial T of every particle (k_B T in energy units) (1.0).
@@ -106,6 +109,7 @@ class KnownTruthParams:
     number_density: float = 1.0
     cutoff: float = 1.8
     kernel_weight: float = 1.0
+    kernel_decay: float = 1.0
     mass: float = 1.0
     k_B: float = 1.0
     temperature: float = 1.0
@@ -131,6 +135,8 @@ class KnownTruthParams:
             require(is_number(value) and value > 0, s, key, "a positive number", value)
         require(is_number(self.gamma) and self.gamma > 1, s, "gamma", "a number > 1",
                 self.gamma)
+        require(is_number(self.kernel_decay) and self.kernel_decay >= 0, s, "kernel_decay",
+                "a number >= 0", self.kernel_decay)
         require(all(is_number(x) and x >= 0 for x in self.friction), s, "friction",
                 "three numbers >= 0 (A0, B0, C0)", self.friction)
         edge = self.box_edge
@@ -174,8 +180,9 @@ class TruthModel(MetriplecticModel):
         self.register_buffer("factors", torch.sqrt(amp * entropy_scale**-0.5))
 
     def log_kernel_shape(self, s: torch.Tensor) -> torch.Tensor:
-        """phi = log(lam w0), constant."""
-        return torch.full_like(s, math.log(self.kernel_scale * self.params.kernel_weight))
+        """phi = log(lam w0) - kappa s."""
+        return math.log(self.kernel_scale * self.params.kernel_weight) - (
+            self.params.kernel_decay * s)
 
     def internal_energy(self, S: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """U = u0 exp(S_0 / c_v) V_0^-(gamma - 1), S_0 = (S - c) / l, V_0 = lam V (energy)."""
