@@ -335,7 +335,9 @@ class MetriplecticModel(nn.Module):
         its kinetic-energy change m u_mid . dv_pair (with T_i dS_i the linearised heat), at any
         dt: the Euler step does not drain (or feed) the internal energy through the kinetic
         energy, which with the Ito form at gamma dt ~ 2 lost ~ gamma dt k_B T per step. The
-        two forms agree as dt -> 0 (same stochastic differential equation).
+        two forms agree as dt -> 0 (same stochastic differential equation). The other Ito
+        terms of div M (the T-dependence of the entropy noise) still move energy in one
+        Euler step (bench/model.md); the exact-energy step does not.
         """
         i, j = pairs.i, pairs.j
         T_i, T_j = terms.T[i], terms.T[j]
