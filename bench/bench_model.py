@@ -31,7 +31,13 @@ from pathlib import Path
 import torch
 
 from ddpd.lammps.export import ExportParams, Tables, export_tables
-from ddpd.lammps.plugin import build_plugin, run_plugin, write_plugin_input, write_plugin_tables
+from ddpd.lammps.plugin import (
+    build_plugin,
+    last_thermo_value,
+    run_plugin,
+    write_plugin_input,
+    write_plugin_tables,
+)
 from ddpd.model import bracket
 from ddpd.model.integrate import euler_step, exact_energy_step, init_state
 from ddpd.model.metriplectic import MetriplecticModel, Snapshot
@@ -175,26 +181,11 @@ def bench_plugin(n: int, dtype: torch.dtype, width: int, friction_scheme: str,
                                       skin=PLUGIN_SKIN * tables.cutoff)
             info = run_plugin(deck, ranks=r)
             sec = info["loop_seconds"]
-            clamped = _last_thermo_value(info["log"].read_text(), 1)
+            clamped = last_thermo_value(info["log"].read_text(), 1)
             print(f"  plugin rollout ({r} rank{'s' if r > 1 else ''}): {sec / steps * 1e3:8.1f} "
                   f"ms/step {n * steps / sec:10.0f} particle-steps/s  (loop time of "
                   f"{info['steps']} steps; table errors: {error_text}; "
                   f"{clamped:.0f} look-ups out of range)", flush=True)
-
-
-def _last_thermo_value(log_text: str, column: int) -> float:
-    """Column ``column`` of the last thermo line of a LAMMPS log (NaN if there is none)."""
-    value = float("nan")
-    in_thermo = False
-    for line in log_text.splitlines():
-        fields = line.split()
-        if fields[:1] == ["Step"]:
-            in_thermo = True
-        elif in_thermo and fields and fields[0].isdigit():
-            value = float(fields[column])
-        else:
-            in_thermo = False
-    return value
 
 
 if __name__ == "__main__":

@@ -95,17 +95,18 @@ def _prescribe(model, state, traj, frame: int, fixed: torch.Tensor, box):
     return state._replace(q=q, v=v, S=S, pairs=pairs)
 
 
-def run_one(model, data, k: int, p: RolloutParams, dev: torch.device) -> Trajectory:
-    """One rollout from the first frame of test trajectory ``k``."""
+def run_one(model, data, k: int, p: RolloutParams, dev: torch.device,
+            split: str = "test") -> Trajectory:
+    """One rollout from the first frame of trajectory ``k`` of ``split`` (the test split)."""
     box = data.box
     dt = float(data.stats["dt"])
-    traj = data.splits["test"][k]
+    traj = data.splits[split][k]
     dtype = next(model.parameters()).dtype
     # Video velocities are backward differences: the first frame has none, so start
     # from the first frame in which some particle has a velocity.
     with_velocity = np.flatnonzero(np.isfinite(traj.velocity).all(axis=-1).any(axis=-1))
     if len(with_velocity) == 0:
-        raise ValueError(f"{traj.source}: no frame of the test trajectory has velocities")
+        raise ValueError(f"{traj.source}: no frame of the trajectory has velocities")
     start = int(with_velocity[0])
     q0 = torch.as_tensor(traj.position[start], dtype=dtype, device=dev)
     v0 = torch.as_tensor(traj.velocity[start], dtype=dtype, device=dev)

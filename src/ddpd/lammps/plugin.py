@@ -333,7 +333,7 @@ def plugin_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
                                   skin=p.skin * table.cutoff)
         timing = run_plugin(deck, p.ranks, log=log)
         frames = read_plugin_dump(work / "dump.txt", q.shape[1])
-        out_of_range = _last_thermo_value(log.read_text(), 1)
+        out_of_range = last_thermo_value(log.read_text(), 1)
     frames = [fr for fr in frames if fr["step"] % p.save_every == 0]
     if not frames:
         raise RuntimeError(f"lammps rollout: the plugin wrote no frames (LAMMPS log: {log})")
@@ -373,7 +373,7 @@ def plugin_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
                 out_of_range=int(out_of_range))
 
 
-def _last_thermo_value(log_text: str, column: int) -> float:
+def last_thermo_value(log_text: str, column: int) -> float:
     """Column ``column`` of the last thermo line (after 'Step ...') of a LAMMPS log."""
     value = 0.0
     lines = log_text.splitlines()

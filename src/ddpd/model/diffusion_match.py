@@ -59,28 +59,18 @@ def data_msd(data: Dataset, lag: int, split: str = "train") -> float:
 def rollout_msd(model, data: Dataset, lag: int, n_steps: int, seed: int,
                 split: str = "train", integrator: str = "exact_energy") -> float:
     """MSD at ``lag`` steps of rollouts of ``n_steps`` from each ``split`` run's first frame
-    with velocities (noise seed ``seed`` + run index)."""
-    box = data.box
-    dt = float(data.stats["dt"])
-    dtype = next(model.parameters()).dtype
-    edges = torch.tensor(box.edges, dtype=dtype)
+    with velocities (:func:`ddpd.rollout.run_one`, noise seed ``seed`` + run index); inf if a
+    rollout diverges."""
+    from ddpd.rollout import RolloutParams, run_one
+
+    params = RolloutParams(n_steps=n_steps, integrator=integrator, seed=seed, save_every=1)
+    device = next(model.parameters()).device
     total, weight = 0.0, 0.0
-    for k, traj in enumerate(data.splits[split]):
-        with_velocity = np.flatnonzero(np.isfinite(traj.velocity).all(axis=(-1, -2)))
-        if len(with_velocity) == 0:
-            raise ValueError(f"{traj.source}: no frame has velocities for every particle")
-        start = int(with_velocity[0])
-        state = model.init_state(torch.as_tensor(traj.position[start], dtype=dtype),
-                                 torch.as_tensor(traj.velocity[start], dtype=dtype), box,
-                                 t=float(traj.time[start]))
-        gen = torch.Generator().manual_seed(seed + k)
-        frames = [(state.q + state.image.to(dtype) * edges).double().numpy()]
-        for _ in range(n_steps):
-            state = model.step(state, box, dt, gen, integrator)
-            if not bool(torch.isfinite(state.v).all()):
-                return math.inf
-            frames.append((state.q + state.image.to(dtype) * edges).double().numpy())
-        msd = mean_squared_displacement(np.asarray(frames), None, lag)
+    for k in range(len(data.splits[split])):
+        rolled = run_one(model, data, k, params, device, split=split)
+        if rolled.metadata["diverged_at_step"] is not None:
+            return math.inf
+        msd = mean_squared_displacement(rolled.unwrapped_position(), None, lag)
         total += float(msd[lag]) * (n_steps + 1 - lag)
         weight += n_steps + 1 - lag
     return total / weight
