@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ddpd.coarse.dataset import collate, load_dataset, snapshots
 from ddpd.io import atomic_path
 from ddpd.model.api import model_class
-from ddpd.model.diffusion_match import match_diffusion
+from ddpd.model.diffusion_match import check_lag, match_diffusion
 from ddpd.params import is_number, parse_params, require
 
 
@@ -194,6 +194,8 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(Path(dataset))
+    if p.match_diffusion and data.box.boundary == "periodic":
+        check_lag(data, p.diffusion_lag)
     stats = data.stats
     dt = float(stats["dt"])
 

@@ -91,3 +91,4 @@ def test_bad_diffusion_params_are_named(datasets, tmp_path):
     with pytest.raises(ValueError, match="diffusion_lag = 100 frames"):
         train(datasets["periodic"], dict(PARAMS, match_diffusion=True, diffusion_lag=100),
               tmp_path / "y", device="cpu")
+    assert not (tmp_path / "y").exists() or not any((tmp_path / "y").iterdir())

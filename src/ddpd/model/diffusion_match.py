@@ -40,13 +40,20 @@ def unwrap_periodic(position: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return np.concatenate([position[:1], position[:1] + np.cumsum(step, axis=0)])
 
 
-def data_msd(data: Dataset, lag: int, split: str = "train") -> float:
-    """MSD at ``lag`` frames of the ``split`` runs (particle and time-origin average)."""
-    total, weight = 0.0, 0.0
+def check_lag(data: Dataset, lag: int, split: str = "train") -> None:
+    """ValueError naming train.diffusion_lag if a ``split`` run has not more than ``lag``
+    frames (checked before training, so that no output is written)."""
     for traj in data.splits[split]:
         if len(traj.time) <= lag:
             raise ValueError(f"train.diffusion_lag = {lag} frames but {traj.source} has only "
                              f"{len(traj.time)} frames")
+
+
+def data_msd(data: Dataset, lag: int, split: str = "train") -> float:
+    """MSD at ``lag`` frames of the ``split`` runs (particle and time-origin average)."""
+    check_lag(data, lag, split)
+    total, weight = 0.0, 0.0
+    for traj in data.splits[split]:
         msd = mean_squared_displacement(unwrap_periodic(traj.position, data.box.edges),
                                         traj.present, lag)
         n = len(traj.time) - lag
