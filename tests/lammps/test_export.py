@@ -58,14 +58,22 @@ def test_numpy_drift_equals_the_torch_model(dim):
     model = random_model(dim, seed=2)
     box, q, v, S = random_state(dim, n=40, seed=5)
     pairs, terms, drift = _reference(model, box, q, v, S)
-    rate, U, pt = table_rates(_Exact(model), v, S, pairs.i.numpy(), pairs.j.numpy(),
-                              pairs.r.numpy())
+    rate, U, pt, F, V = table_rates(_Exact(model), v, S, pairs.i.numpy(), pairs.j.numpy(),
+                                    pairs.r.numpy())
     scale = np.abs(drift).max()
     assert np.abs(rate - drift).max() < 1e-12 * scale
     np.testing.assert_allclose(U, terms.U.detach().numpy(), rtol=1e-13)
     np.testing.assert_allclose(pt.A, terms.A.detach().numpy(), rtol=1e-13)
     np.testing.assert_allclose(pt.C, terms.C.detach().numpy(), rtol=1e-13)
-    # momentum: the pair drift sums to zero
+    np.testing.assert_allclose(F, terms.F.detach().numpy(), rtol=1e-12, atol=1e-12 * scale)
+    np.testing.assert_allclose(V, terms.V.detach().numpy(), rtol=1e-13)
+    # the pair rates add up to the particle rates
+    pair_drift = (terms.drift_M + terms.drift_div).detach().numpy()
+    np.testing.assert_allclose(pt.rate_v, pair_drift[:, :dim], rtol=1e-11, atol=1e-12 * scale)
+    np.testing.assert_allclose(pt.rate_Si, pair_drift[:, 2 * dim], rtol=1e-11,
+                               atol=1e-12 * scale)
+    np.testing.assert_allclose(pt.rate_Sj, pair_drift[:, 2 * dim + 1], rtol=1e-11,
+                               atol=1e-12 * scale)    # momentum: the pair drift sums to zero
     assert np.abs(rate[:, :dim].sum(0)).max() < 1e-12 * scale * len(q)
 
 
@@ -106,9 +114,39 @@ def test_tables_interpolate_the_network(trained, tmp_path):
         pairs = neighbour_pairs(torch.from_numpy(q), traj.box, model.cutoff)
         S = model.entropy(torch.from_numpy(v), pairs).numpy()
     _, _, drift = _reference(model, traj.box, q, v, S)
-    rate, _, _ = table_rates(tables, v, S, pairs.i.numpy(), pairs.j.numpy(), pairs.r.numpy())
+    rate, *_ = table_rates(tables, v, S, pairs.i.numpy(), pairs.j.numpy(), pairs.r.numpy())
     assert tables.out_of_range == 0
     assert np.abs(rate - drift).max() < 1e-2 * np.abs(drift).max()
+
+
+def test_entropy_at_inverts_the_internal_energy_table(trained, tmp_path):
+    _, model_dir = trained
+    out = tmp_path / "tables.npz"
+    export_tables(model_dir, out, {**SMALL, "entropy_range": [-3.0, 3.0],
+                                   "volume_range": [0.1, 2.0]})
+    tables = Tables(out)
+    rng = np.random.default_rng(0)
+    S = rng.uniform(-2.9, 2.9, 500)
+    V = rng.uniform(0.15, 1.9, 500)
+    U = tables.thermo(S, V)[:, 0]
+    np.testing.assert_allclose(tables.entropy_at(U, V), S, rtol=0, atol=1e-10)
+    assert tables.out_of_range == 0
+    # beyond the S range the edge cell's line extrapolates (and the look-up is counted)
+    far = np.array([-3.5, 3.5])
+    U_edge = tables.thermo(np.array([-3.0, 3.0 - 6.0 / 60]), np.full(2, 1.0))[:, 0]
+    U_in = tables.thermo(np.array([-3.0 + 6.0 / 60, 3.0]), np.full(2, 1.0))[:, 0]
+    slope = (U_in - U_edge) / (6.0 / 60)
+    U_far = np.where(far < 0, U_edge[0] + slope[0] * (far + 3.0), U_in[1] + slope[1] * (far - 3.0))
+    np.testing.assert_allclose(tables.entropy_at(U_far, np.full(2, 1.0)), far, atol=1e-10)
+    assert tables.out_of_range == 2
+    # a table with U decreasing in S somewhere (T < 0) is refused, naming the file
+    with np.load(out) as f:
+        arrays = dict(f)
+    arrays["thermo"][5, 3, 0] = arrays["thermo"][7, 3, 0]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match=rf"{bad}: the tabulated U\(S, V\) is not strictly"):
+        Tables(bad)
 
 
 def test_export_needs_ranges_or_a_dataset(trained, tmp_path):

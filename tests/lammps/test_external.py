@@ -11,6 +11,7 @@ from ddpd.lammps.external import (
     ModelFix,
     TorchBackend,
     VerletList,
+    euler_update,
     pair_noise_numbers,
     pair_normals,
     philox4x64,
@@ -83,7 +84,7 @@ def test_lammps_steps_equal_pytorch_euler_steps(dim, scheme, tmp_path, monkeypat
     box, q, v, S = random_state(dim, n=40 if dim == 3 else 30)
     dt, n_steps = 0.05, 4
     fix = ModelFix(TorchBackend(model, skin=0.4), box, q, v, S, dt, SEED, tmp_path / "l.log",
-                   record_every=1)
+                   record_every=1, heat="linear", project=False)
     try:
         fix.run(n_steps)
     finally:
@@ -108,6 +109,50 @@ def test_lammps_steps_equal_pytorch_euler_steps(dim, scheme, tmp_path, monkeypat
         torch.from_numpy(q), torch.from_numpy(v), torch.from_numpy(S), 0.0, 0.0), box, dt, None,
         noise=False)
     assert np.abs(det.v.numpy() - fix.frames[1]["velocity"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("scheme", ["explicit", "midpoint"])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_exact_heat_returns_the_kinetic_energy_of_friction_and_noise(dim, scheme):
+    """heat 'exact': sum_k [U(S'_k, V_k) - U(S_k, V_k)] = -(kinetic energy change by delta)."""
+    model = random_model(dim, seed=2)
+    model.friction_scheme = scheme
+    box, q, v, S = random_state(dim, n=60, side=6.0, seed=1)
+    backend = TorchBackend(model)
+    ids = np.arange(1, len(q) + 1)
+    dt = 0.01
+    residual = {}
+    for heat in ("exact", "linear"):
+        v_new, S_new, r = euler_update(backend, q, v, S, ids, box, dt, 0, SEED, heat=heat)
+        delta = v_new - v - r.force / backend.mass * dt
+        kinetic = 0.5 * backend.mass * (((v + delta) ** 2).sum() - (v * v).sum())
+        with torch.no_grad():
+            U_new = model.internal_energy(torch.from_numpy(S_new), torch.from_numpy(r.V))
+        internal = float((U_new.numpy() - r.U).sum())
+        assert abs(internal) > 1e-2  # the step heats or cools the particles
+        residual[heat] = abs(kinetic + internal)
+    assert residual["exact"] < 1e-12 * len(q)
+    assert residual["linear"] > 1e-4  # the linear update is off by the Ito terms
+
+
+def test_projection_conserves_the_total_energy_over_20_steps(tmp_path):
+    model = random_model(3, seed=3)
+    model.friction_scheme = "midpoint"
+    box, q, v, S = random_state(3, n=60, seed=4)
+    energy = {}
+    for heat, project in (("exact", True), ("linear", False)):
+        fix = ModelFix(TorchBackend(model), box, q, v, S, 0.01, SEED, tmp_path / f"{heat}.log",
+                       record_every=1, heat=heat, project=project)
+        try:
+            fix.run(20)
+        finally:
+            fix.close()
+        energy[heat] = np.array([f["total_energy"] for f in fix.frames])
+        momentum = np.array([f["total_momentum"] for f in fix.frames])
+        assert np.abs(momentum - momentum[0]).max() < 1e-11 * q.size
+    scale = np.abs(energy["exact"][0])
+    assert np.abs(energy["exact"] - energy["exact"][0]).max() < 1e-12 * scale
+    assert np.abs(energy["linear"] - energy["linear"][0]).max() > 1e-4 * scale
 
 
 def test_momentum_is_conserved_over_20_steps(tmp_path):

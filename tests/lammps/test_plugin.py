@@ -15,7 +15,7 @@ from ddpd.coarse.dataset import build_dataset
 from ddpd.io import read_trajectory
 from ddpd.lammps import plugin as P
 from ddpd.lammps.export import Tables, export_tables
-from ddpd.lammps.external import TableBackend, euler_update, lammps_rollout
+from ddpd.lammps.external import TableBackend, euler_update, lammps_rollout, project_energy
 from ddpd.train import train
 
 pytestmark = pytest.mark.skipif(P.compiler() is None,
@@ -56,10 +56,11 @@ def tables(tmp_path_factory):
 
 
 def _run(folder, plugin_so, table_bin, table, state, n_steps, dump_every, ranks=1,
-         newton=True):
+         newton=True, **options):
     box, q, v, S = state
     deck = P.write_plugin_input(folder, plugin_so, table_bin, box, q, v, S, table.mass,
-                                table.cutoff, DT, SEED, n_steps, dump_every, newton=newton)
+                                table.cutoff, DT, SEED, n_steps, dump_every, newton=newton,
+                                **options)
     P.run_plugin(deck, ranks, timeout=300)
     return P.read_plugin_dump(Path(folder) / "dump.txt", q.shape[1])
 
@@ -80,12 +81,14 @@ def test_build_is_cached_and_compiler_errors_are_reported(plugin_so, tmp_path, m
 
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("scheme", ["explicit", "midpoint"])
-def test_one_step_equals_euler_update(plugin_so, tables, tmp_path, dim, scheme):
+@pytest.mark.parametrize("heat", ["exact", "linear"])
+def test_one_step_equals_euler_update(plugin_so, tables, tmp_path, dim, scheme, heat):
     table, table_bin = tables[dim, scheme]
     box, q, v, S = random_state(dim, n=60, side=6.0, seed=1)
-    frame = _run(tmp_path, plugin_so, table_bin, table, (box, q, v, S), 0, 1)[0]
+    frame = _run(tmp_path, plugin_so, table_bin, table, (box, q, v, S), 0, 1, heat=heat)[0]
     ids = np.arange(1, len(q) + 1)
-    v_ref, S_ref, rates = euler_update(TableBackend(table), q, v, S, ids, box, DT, 0, SEED)
+    v_ref, S_ref, rates = euler_update(TableBackend(table), q, v, S, ids, box, DT, 0, SEED,
+                                       heat=heat)
     np.testing.assert_array_equal(frame["id"], ids)
     np.testing.assert_array_equal(frame["v_n"], v)  # the record holds the state of step n
     np.testing.assert_array_equal(frame["S_n"], S)
@@ -97,8 +100,12 @@ def test_one_step_equals_euler_update(plugin_so, tables, tmp_path, dim, scheme):
     # the friction scheme matters at this state, so the match above tests the right one
     other = TableBackend(table)
     other.friction_scheme = "explicit" if scheme == "midpoint" else "midpoint"
-    v_other, _, _ = euler_update(other, q, v, S, ids, box, DT, 0, SEED)
+    v_other, _, _ = euler_update(other, q, v, S, ids, box, DT, 0, SEED, heat=heat)
     assert np.abs(v_other - v_ref).max() > 1e4 * np.abs(frame["v_next"] - v_ref).max()
+    # and so does the entropy update
+    _, S_other, _ = euler_update(TableBackend(table), q, v, S, ids, box, DT, 0, SEED,
+                                 heat="linear" if heat == "exact" else "exact")
+    assert np.abs(S_other - S_ref).max() > 1e4 * np.abs(frame["S_next"] - S_ref).max()
 
 
 def test_run_follows_the_python_steps(plugin_so, tables, tmp_path):
@@ -108,14 +115,37 @@ def test_run_follows_the_python_steps(plugin_so, tables, tmp_path):
     backend = TableBackend(table)
     ids = np.arange(1, len(q) + 1)
     edges = np.asarray(box.edges)
+    energy = None
     for step, frame in enumerate(frames):
         assert frame["step"] == step
+        U = backend.rates(q, v, S, ids, box).U
+        v, energy = project_energy(v, U, table.mass, energy)
         unwrapped = frame["x"] + frame["image"] * edges
         np.testing.assert_allclose(unwrapped, q, rtol=0, atol=1e-10)
         np.testing.assert_allclose(frame["v_n"], v, rtol=0, atol=1e-10)
         np.testing.assert_allclose(frame["S_n"], S, rtol=0, atol=1e-10)
         v, S, _ = euler_update(backend, q, v, S, ids, box, DT, step, SEED)
         q = q + v * DT
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_exact_heat_and_projection_conserve_the_total_energy(plugin_so, tables, tmp_path, dim):
+    """100 steps: K + sum U constant to round-off with the defaults (heat exact, project
+    yes); heat exact alone leaves the conservative part's O(dt) error, linear heat adds the
+    Ito terms' (on these random models either can dominate)."""
+    table, table_bin = tables[dim, "midpoint"]
+    state = random_state(dim, n=200 if dim == 3 else 100, side=10.0, seed=4)
+    drift = {}
+    for name, options in (("default", {}), ("exact", {"project": False}),
+                          ("linear", {"heat": "linear", "project": False})):
+        frames = _run(tmp_path / name, plugin_so, table_bin, table, state, 100, 10, **options)
+        energy = np.array([0.5 * table.mass * (fr["v_n"] ** 2).sum() + fr["U_n"].sum()
+                           for fr in frames])
+        momentum = np.array([fr["v_n"].sum(0) for fr in frames])
+        assert np.abs(momentum - momentum[0]).max() < 1e-11 * len(state[1])
+        drift[name] = np.abs(energy - energy[0]).max() / np.abs(energy[0])
+    assert drift["default"] < 1e-12
+    assert drift["exact"] > 1e-5 and drift["linear"] > 1e-5
 
 
 @pytest.mark.skipif(not MPIEXEC.is_file(), reason="MPICH's mpiexec not installed")
@@ -158,6 +188,11 @@ def test_bad_input_names_the_file(plugin_so, tables, tmp_path):
     with pytest.raises(RuntimeError, match=f"{garbage} is not a ddpd plugin tables file"):
         _run(tmp_path / "garbage", plugin_so, garbage, table, state3, 1, 1)
     assert not (tmp_path / "missing" / "dump.txt").exists()
+    deck = P.write_plugin_input(tmp_path / "keyword", plugin_so, table_bin, *state3[:1],
+                                *state3[1:], table.mass, table.cutoff, DT, SEED, 1, 1)
+    deck.write_text(deck.read_text().replace(" heat exact", " heat hot"))
+    with pytest.raises(RuntimeError, match="heat must be exact or linear, got hot"):
+        P.run_plugin(deck)
 
 
 def _trained_model(folder: Path, frames: int, epochs: int, grids: dict) -> tuple[Path, Path]:

