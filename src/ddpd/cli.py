@@ -223,7 +223,8 @@ def _write_json(record: dict, path: Path) -> None:
 def cmd_lammps_export(a: argparse.Namespace) -> None:
     from ddpd.lammps.export import export_tables
 
-    errors = export_tables(a.model_dir, a.out, load_params(a.params), dataset=a.dataset)
+    errors = export_tables(a.model_dir, a.out, load_params(a.params), dataset=a.dataset,
+                           rollout=a.rollout)
     _write_json(errors, a.out_json)
 
 
@@ -394,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "lammps-export", cmd_lammps_export, "tabulate a trained model for LAMMPS")
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--dataset", type=Path, required=True, help="sets the tabulated (S, V) range")
+    p.add_argument("--rollout", type=Path, default=None,
+                   help="a rollout of the model (.h5): the (S, V) range covers it too")
     p.add_argument("--out", type=Path, required=True, help="tables (.npz)")
     p.add_argument("--out-json", type=Path, required=True, help="measured interpolation errors")
 

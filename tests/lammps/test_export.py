@@ -1,6 +1,7 @@
 """Tables of the learned functions, the numpy drift, and the LAMMPS rollout entry point."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from coarse.synthetic import soft_sphere_langevin
 from conftest import random_model, random_state
 
 from ddpd.coarse.dataset import build_dataset
-from ddpd.io import read_trajectory
+from ddpd.io import read_trajectory, write_trajectory
 from ddpd.lammps.export import Tables, export_tables, table_rates
 from ddpd.lammps.external import lammps_rollout
 from ddpd.model.api import load_model
@@ -147,6 +148,29 @@ def test_entropy_at_inverts_the_internal_energy_table(trained, tmp_path):
     np.savez(bad, **arrays)
     with pytest.raises(ValueError, match=rf"{bad}: the tabulated U\(S, V\) is not strictly"):
         Tables(bad)
+
+
+def test_export_ranges_cover_a_rollout_of_the_model(trained, tmp_path):
+    ds, model_dir = trained
+    export_tables(model_dir, tmp_path / "plain.npz", {**SMALL, "margin": 0.0}, dataset=ds)
+    plain = Tables(tmp_path / "plain.npz")
+    run = read_trajectory(ds.parent / "run2.h5")
+    # a rollout whose entropies spread far beyond the teacher's labels of the data
+    entropy = np.linspace(-50.0, 30.0, run.position.shape[1])[None].repeat(len(run.time), 0)
+    rollout = tmp_path / "rollout.h5"
+    write_trajectory(rollout, replace(run, observables={"entropy": entropy}))
+    export_tables(model_dir, tmp_path / "wide.npz", {**SMALL, "margin": 0.0}, dataset=ds,
+                  rollout=rollout)
+    wide = Tables(tmp_path / "wide.npz")
+    assert wide.entropy_range == pytest.approx((-50.0, 30.0))
+    assert plain.entropy_range[0] > -50.0 and plain.entropy_range[1] < 30.0
+    assert wide.volume_range[0] <= plain.volume_range[0]
+    # a trajectory without entropies is refused, naming it
+    write_trajectory(tmp_path / "no_entropy.h5", replace(run, observables={}))
+    with pytest.raises(ValueError, match=r"no_entropy.h5: not a rollout of a metriplectic"):
+        export_tables(model_dir, tmp_path / "t.npz", SMALL, dataset=ds,
+                      rollout=tmp_path / "no_entropy.h5")
+    assert not (tmp_path / "t.npz").exists()
 
 
 def test_export_needs_ranges_or_a_dataset(trained, tmp_path):

@@ -5,6 +5,8 @@ rule lammps_export:
     input:
         model="results/models/{dataset}/metriplectic/model.pt",
         dataset="results/datasets/{dataset}.h5",
+        # the (S, V) range of the tables covers where the model's own rollout goes
+        rollout="results/rollouts/{dataset}/metriplectic.h5",
     output:
         tables="results/lammps/{dataset}/tables.npz",
         errors=report(
@@ -28,7 +30,8 @@ rule lammps_export:
         model_dir=lambda w, input: str(Path(input.model).parent),
     shell:
         "ddpd lammps-export --params {params.export:q} --model-dir {params.model_dir}"
-        " --dataset {input.dataset} --out {output.tables} --out-json {output.errors}"
+        " --dataset {input.dataset} --rollout {input.rollout} --out {output.tables}"
+        " --out-json {output.errors}"
         " > {log} 2>&1"
 
 

@@ -48,9 +48,10 @@ class ExportParams:
         n_distance: grid points along s of the a, b, c (s, T) table (101).
         n_temperature: grid points along T of the a, b, c (s, T) table (201).
         entropy_range: [S_min, S_max] (entropy units of the model); null = from the dataset
-            (teacher entropies of its frames) widened by ``margin`` (null).
+            (teacher entropies of its frames) and, when given, a rollout of the model,
+            widened by ``margin`` (null).
         volume_range: [V_min, V_max] specific volume 1/d (dimensionless); null = from the
-            dataset widened by ``margin`` (null).
+            dataset (and rollout) widened by ``margin`` (null).
         margin: fraction of each data range added on both sides (0.25).
         max_frames: frames per trajectory of the dataset used for the ranges (20).
         n_check: random points per table for the error check (20000).
@@ -173,6 +174,40 @@ def _data_ranges(model, dataset: Path, max_frames: int) -> tuple[np.ndarray, np.
     return np.concatenate(S_all), np.concatenate(V_all)
 
 
+def _rollout_ranges(model, rollout: Path, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Entropies and specific volumes the model itself visits: frames of one of its rollouts
+    (:func:`ddpd.rollout.run_one`: H5MD with the observable ``entropy``)."""
+    import torch
+
+    from ddpd.io import read_trajectory
+    from ddpd.model import bracket
+    from ddpd.space.neighbours import neighbour_pairs
+
+    traj = read_trajectory(rollout)
+    if "entropy" not in traj.observables:
+        raise ValueError(f"{rollout}: not a rollout of a metriplectic model (no observable "
+                         "'entropy')")
+    frames = np.unique(np.linspace(0, len(traj.time) - 1,
+                                   min(max_frames, len(traj.time))).astype(int))
+    S_all, V_all = [], []
+    offset = traj.observables.get("lees_edwards_offset")
+    for t in frames:
+        ok = np.isfinite(traj.position[t]).all(-1)
+        if ok.sum() < 2:
+            continue
+        q = torch.as_tensor(traj.position[t][ok], dtype=torch.float64)
+        pairs = neighbour_pairs(q, traj.box, model.cutoff,
+                                float(offset[t]) if offset is not None else 0.0)
+        with torch.no_grad():
+            _, s = model.pair_geometry(pairs)
+            d = bracket.density(model.kernel(s), model.self_weight(q), pairs.i, pairs.j, len(q))
+        S_all.append(traj.observables["entropy"][t][ok])
+        V_all.append(1.0 / d.numpy())
+    if not S_all:
+        raise ValueError(f"{rollout}: no frame with at least two particles")
+    return np.concatenate(S_all), np.concatenate(V_all)
+
+
 def _widen(lo: float, hi: float, margin: float) -> tuple[float, float]:
     span = max(hi - lo, 1e-6 * max(abs(lo), abs(hi), 1.0))
     return lo - margin * span, hi + margin * span
@@ -189,7 +224,7 @@ def _max_errors(exact: np.ndarray, approx: np.ndarray, names: list[str]) -> dict
 
 
 def export_tables(model_dir: Path, out_npz: Path, params: dict,
-                  dataset: Path | None = None) -> dict:
+                  dataset: Path | None = None, rollout: Path | None = None) -> dict:
     """Tabulate a trained model's w, U and (a, b, c) and write them to ``out_npz``.
 
     Args:
@@ -198,6 +233,11 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
         params: section ``lammps.export`` (:class:`ExportParams`).
         dataset: dataset file (:func:`ddpd.coarse.dataset.build_dataset`) giving the S and V
             ranges when ``entropy_range`` / ``volume_range`` are null.
+        rollout: optional rollout of the same model (:func:`ddpd.rollout.run_one`); the null
+            ranges then cover its frames too. The model's own dynamics can spread S much
+            wider than the teacher's labels of the data (the study's melt model: teacher S
+            in [-0.1, 1.2], rollout S in [-35, 20]), and look-ups outside the table are
+            clamped.
 
     Returns:
         The interpolation errors {table: {column: {max_abs, max_rel}}} (also stored in the
@@ -219,6 +259,9 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
             raise ValueError("lammps.export: entropy_range and volume_range are null, so a "
                              "dataset file is needed to take the ranges from")
         S_data, V_data = _data_ranges(model, Path(dataset), p.max_frames)
+        if rollout is not None:
+            S_roll, V_roll = _rollout_ranges(model, Path(rollout), p.max_frames)
+            S_data, V_data = np.concatenate([S_data, S_roll]), np.concatenate([V_data, V_roll])
         if S_range is None:
             S_range = _widen(float(S_data.min()), float(S_data.max()), p.margin)
         if V_range is None:
