@@ -236,7 +236,7 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
         rollout: optional rollout of the same model (:func:`ddpd.rollout.run_one`); the null
             ranges then cover its frames too. The model's own dynamics can spread S much
             wider than the teacher's labels of the data (the study's melt model: teacher S
-            in [-0.1, 1.2], rollout S in [-35, 20]), and look-ups outside the table are
+            in [-1.0, 1.3], rollout S in [-35, 20]), and look-ups outside the table are
             clamped.
 
     Returns:
