@@ -218,7 +218,8 @@ class VerletList:
 
 
 class TorchBackend:
-    """Rates from the network itself (float64): reproduces ``euler_step`` to round-off."""
+    """Rates from the network itself (float64): with ``heat="linear"`` and no projection
+    :func:`euler_update` reproduces ``euler_step`` to round-off."""
 
     def __init__(self, model: Any, skin: float = 0.0):
         import torch
