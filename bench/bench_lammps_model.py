@@ -58,6 +58,10 @@ def main() -> None:
     parser.add_argument("--skin", type=float, default=0.2, help="Verlet skin / cutoff")
     parser.add_argument("--ranks", type=int, nargs="+", default=[1],
                         help="MPI ranks of the plugin runs")
+    parser.add_argument("--heat", default="exact", choices=["exact", "linear"],
+                        help="entropy update of the step (ddpd.lammps.external.euler_update)")
+    parser.add_argument("--no-project", action="store_true",
+                        help="no energy projection (ddpd.lammps.external.project_energy)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="bench_lammps_model."))
@@ -89,11 +93,13 @@ def main() -> None:
             skin = args.skin * model.cutoff
             if name == "plugin":
                 for ranks in args.ranks:
-                    _plugin_row(work, q, v, S, box, dt, skin, ranks, args.steps)
+                    _plugin_row(work, q, v, S, box, dt, skin, ranks, args.steps, args.heat,
+                                not args.no_project)
                 continue
             backend = (TableBackend(Tables(work / "tables.npz"), skin) if name == "tables"
                        else TorchBackend(model, skin))
-            fix = ModelFix(backend, box, q, v, S, dt, 0, work / f"{name}_{size}.log")
+            fix = ModelFix(backend, box, q, v, S, dt, 0, work / f"{name}_{size}.log",
+                           heat=args.heat, project=not args.no_project)
             torch.set_num_threads(1)
             try:
                 fix.run(1)  # setup + first step (not timed)
@@ -110,13 +116,13 @@ def main() -> None:
         if "tables" in args.backends:  # one update outside LAMMPS: list reused vs rebuilt
             backend = TableBackend(Tables(work / "tables.npz"), args.skin * model.cutoff)
             ids = np.arange(1, len(q) + 1)
-            euler_update(backend, q, v, S, ids, box, dt, 0, 0)
+            euler_update(backend, q, v, S, ids, box, dt, 0, 0, heat=args.heat)
             t0 = time.perf_counter()
-            euler_update(backend, q, v, S, ids, box, dt, 1, 0)
+            euler_update(backend, q, v, S, ids, box, dt, 1, 0, heat=args.heat)
             reused = time.perf_counter() - t0
             backend.neighbours.q_build = None
             t0 = time.perf_counter()
-            euler_update(backend, q, v, S, ids, box, dt, 2, 0)
+            euler_update(backend, q, v, S, ids, box, dt, 2, 0, heat=args.heat)
             rebuilt = time.perf_counter() - t0
             print(f"| tables update only (list reused / rebuilt) | {len(q)} | 1 | "
                   f"{reused:.2f} / {rebuilt:.2f} | {len(q) / reused:.3g} / "
@@ -125,7 +131,8 @@ def main() -> None:
 
 
 def _plugin_row(work: Path, q: np.ndarray, v: np.ndarray, S: np.ndarray, box: Box, dt: float,
-                skin: float, ranks: int, steps: int) -> None:
+                skin: float, ranks: int, steps: int, heat: str = "exact",
+                project: bool = True) -> None:
     """One plugin run (no dump): a table row with LAMMPS's loop time and the memory."""
     tables = Tables(work / "tables.npz")
     tables_bin = work / "tables.bin"
@@ -133,7 +140,8 @@ def _plugin_row(work: Path, q: np.ndarray, v: np.ndarray, S: np.ndarray, box: Bo
         write_plugin_tables(tables, tables_bin)
     folder = work / f"plugin_{len(q)}_{ranks}"
     deck = write_plugin_input(folder, build_plugin(), tables_bin, box, q, v, S, tables.mass,
-                              tables.cutoff, dt, 0, steps, 0, skin=skin)
+                              tables.cutoff, dt, 0, steps, 0, skin=skin, heat=heat,
+                              project=project)
     timer = shutil.which("time") or "/usr/bin/time"
     info = run_plugin(deck, ranks, wrapper=[timer, "-f", "peak_rss_kb %M"])
     rss = [int(k) for k in re.findall(r"peak_rss_kb (\d+)", info["stderr"])]
