@@ -12,7 +12,7 @@ from conftest import random_model, random_state
 from ddpd.coarse.dataset import build_dataset
 from ddpd.io import read_trajectory, write_trajectory
 from ddpd.lammps.export import Tables, export_tables, table_rates
-from ddpd.lammps.external import lammps_rollout
+from ddpd.lammps.external import TableBackend, lammps_rollout
 from ddpd.model.api import load_model
 from ddpd.space import neighbour_pairs
 from ddpd.train import train
@@ -148,6 +148,22 @@ def test_entropy_at_inverts_the_internal_energy_table(trained, tmp_path):
     np.savez(bad, **arrays)
     with pytest.raises(ValueError, match=rf"{bad}: the tabulated U\(S, V\) is not strictly"):
         Tables(bad)
+
+
+def test_table_internal_energy_is_the_step_s_and_not_counted_twice(trained, tmp_path):
+    ds, model_dir = trained
+    export_tables(model_dir, tmp_path / "t.npz", {**SMALL, "entropy_range": [-0.5, 0.5],
+                                                  "volume_range": [0.1, 2.0]})
+    backend = TableBackend(Tables(tmp_path / "t.npz"))
+    traj = read_trajectory(ds.parent / "run2.h5")
+    q, v = traj.position[0], traj.velocity[0]
+    S = np.linspace(-1.0, 1.0, len(q))  # partly outside the tabulated S range
+    ids = np.arange(1, len(q) + 1)
+    U = backend.internal_energy(q, S, ids, traj.box)
+    assert backend.tables.out_of_range == 0
+    rates = backend.rates(q, v, S, ids, traj.box)
+    assert backend.tables.out_of_range > 0
+    np.testing.assert_allclose(U, rates.U, rtol=1e-13)
 
 
 def test_export_ranges_cover_a_rollout_of_the_model(trained, tmp_path):

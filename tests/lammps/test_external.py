@@ -135,6 +135,15 @@ def test_exact_heat_returns_the_kinetic_energy_of_friction_and_noise(dim, scheme
     assert residual["linear"] > 1e-4  # the linear update is off by the Ito terms
 
 
+def test_internal_energy_is_the_step_s(tmp_path):
+    model = random_model(3, seed=3)
+    box, q, v, S = random_state(3, n=60, seed=4)
+    backend = TorchBackend(model)
+    ids = np.arange(1, len(q) + 1)
+    np.testing.assert_allclose(backend.internal_energy(q, S, ids, box),
+                               backend.rates(q, v, S, ids, box).U, rtol=1e-13)
+
+
 def test_projection_conserves_the_total_energy_over_20_steps(tmp_path):
     model = random_model(3, seed=3)
     model.friction_scheme = "midpoint"
@@ -175,6 +184,9 @@ class _Broken:
     dim, cutoff, mass, k_B = 2, 1.0, 1.0, 1.0
 
     def rates(self, q, v, S, ids, box):
+        raise KeyError("broken backend")
+
+    def internal_energy(self, q, S, ids, box):
         raise KeyError("broken backend")
 
 

@@ -364,11 +364,13 @@ class Tables:
         value, _ = interp1(self.kernel_table, 0.0, 1.0, s)
         return value[:, 0], value[:, 1]
 
-    def thermo(self, S: np.ndarray, V: np.ndarray) -> np.ndarray:
-        """(N, 4): U, T, P, dT/dS per particle."""
+    def thermo(self, S: np.ndarray, V: np.ndarray, count: bool = True) -> np.ndarray:
+        """(N, 4): U, T, P, dT/dS per particle; ``count``: add clamped look-ups to
+        :attr:`out_of_range` (False for a repeated look-up of the same state)."""
         value, outside = interp2(self.thermo_table, (self.entropy_range[0], self.volume_range[0]),
                                  (self.entropy_range[1], self.volume_range[1]), S, V)
-        self.out_of_range += outside
+        if count:
+            self.out_of_range += outside
         return value
 
     def entropy_at(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:

@@ -254,6 +254,23 @@ class TorchBackend:
         return Rates(rate.detach().numpy(), terms.U.detach().numpy(), i, j, pt,
                      terms.F.detach().numpy(), terms.V.detach().numpy())
 
+    def internal_energy(self, q: np.ndarray, S: np.ndarray, ids: np.ndarray, box: Box
+                        ) -> np.ndarray:
+        """U_i (N,) at (q, S): what the energy projection needs (no velocity terms)."""
+        from ddpd.model import bracket
+        from ddpd.space.neighbours import Pairs
+
+        torch = self.torch
+        i, j, r = self.neighbours.pairs(q, ids, box)
+        r_t = torch.from_numpy(r)
+        pairs = Pairs(torch.from_numpy(i), torch.from_numpy(j), r_t, torch.zeros_like(r_t))
+        with torch.no_grad():
+            _, s = self.model.pair_geometry(pairs)
+            d = bracket.density(self.model.kernel(s), self.model.self_weight(r_t), pairs.i,
+                                pairs.j, len(q))
+            U = self.model.internal_energy(torch.from_numpy(np.ascontiguousarray(S)), 1.0 / d)
+        return U.numpy()
+
     def entropy_at(self, U: np.ndarray, V: np.ndarray, S_start: np.ndarray) -> np.ndarray:
         """S with the network's U(S, V) = U (:func:`ddpd.model.integrate.solve_entropy`)."""
         from ddpd.model.integrate import solve_entropy
@@ -280,6 +297,17 @@ class TableBackend:
         i, j, r = self.neighbours.pairs(q, ids, box)
         rate, U, pt, force, V = table_rates(self.tables, v, S, i, j, r)
         return Rates(rate, U, i, j, pt, force, V)
+
+    def internal_energy(self, q: np.ndarray, S: np.ndarray, ids: np.ndarray, box: Box
+                        ) -> np.ndarray:
+        """U_i (N,) at (q, S) from the tables (look-ups not counted again: the step that
+        follows counts them)."""
+        tables = self.tables
+        i, j, r = self.neighbours.pairs(q, ids, box)
+        w, _ = tables.kernel(np.sqrt((r * r).sum(-1)) / tables.cutoff)
+        d = (tables.w_self + np.bincount(i, weights=w, minlength=len(q))
+             + np.bincount(j, weights=w, minlength=len(q)))
+        return tables.thermo(S, 1.0 / d, count=False)[:, 0]
 
     def entropy_at(self, U: np.ndarray, V: np.ndarray, S_start: np.ndarray) -> np.ndarray:
         """S with the interpolated U(S, V) = U (:meth:`Tables.entropy_at`; exact inverse)."""
@@ -580,7 +608,7 @@ class ModelFix:
                 v = gather(self.lmp, "v", 3)[:, : self.dim]
             S = self.S[ids]
             if self.project:
-                U = self.backend.rates(q, v, S, ids, self.box).U
+                U = self.backend.internal_energy(q, S, ids, self.box)
                 v, self.energy = project_energy(v, U, self.backend.mass, self.energy)
                 v_local = v if self.world_size == 1 else v[ids_local - 1]
             v_new, S_new, rates = euler_update(self.backend, q, v, S, ids, self.box, self.dt,
