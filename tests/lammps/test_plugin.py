@@ -188,11 +188,15 @@ def test_bad_input_names_the_file(plugin_so, tables, tmp_path):
     with pytest.raises(RuntimeError, match=f"{garbage} is not a ddpd plugin tables file"):
         _run(tmp_path / "garbage", plugin_so, garbage, table, state3, 1, 1)
     assert not (tmp_path / "missing" / "dump.txt").exists()
-    deck = P.write_plugin_input(tmp_path / "keyword", plugin_so, table_bin, *state3[:1],
-                                *state3[1:], table.mass, table.cutoff, DT, SEED, 1, 1)
+    deck = P.write_plugin_input(tmp_path / "keyword", plugin_so, table_bin, *state3,
+                                table.mass, table.cutoff, DT, SEED, 1, 1)
     deck.write_text(deck.read_text().replace(" heat exact", " heat hot"))
     with pytest.raises(RuntimeError, match="heat must be exact or linear, got hot"):
         P.run_plugin(deck)
+    with pytest.raises(ValueError, match="heat must be 'exact' or 'linear', got 'hot'"):
+        P.write_plugin_input(tmp_path / "bad_heat", plugin_so, table_bin, *state3,
+                             table.mass, table.cutoff, DT, SEED, 1, 1, heat="hot")
+    assert not (tmp_path / "bad_heat").exists()  # nothing written
 
 
 def _trained_model(folder: Path, frames: int, epochs: int, grids: dict) -> tuple[Path, Path]:

@@ -183,6 +183,8 @@ def write_plugin_input(folder: Path, plugin: Path, tables_bin: Path, box: Box, q
     :func:`ddpd.lammps.external.project_energy`).
     """
     n, dim = q.shape
+    if heat not in ("exact", "linear"):
+        raise ValueError(f"lammps plugin run: heat must be 'exact' or 'linear', got {heat!r}")
     if box.boundary != "periodic":
         raise ValueError(f"lammps plugin run: only periodic boxes are supported, got "
                          f"{box.boundary!r}")
@@ -210,8 +212,6 @@ def write_plugin_input(folder: Path, plugin: Path, tables_bin: Path, box: Box, q
         np.savetxt(fh, np.column_stack([ids, v3]), fmt=["%d"] + ["%.17g"] * 3)
         fh.write("\nEntropies\n\n")
         np.savetxt(fh, np.column_stack([ids, S]), fmt=["%d", "%.17g"])
-    if heat not in ("exact", "linear"):
-        raise ValueError(f"lammps plugin run: heat must be 'exact' or 'linear', got {heat!r}")
     options = f" friction {friction}" if friction else ""
     options += f" heat {heat} project {'yes' if project else 'no'}"
     options += "" if noise else " noise no"
