@@ -63,7 +63,8 @@ class IsothermalModel(MetriplecticModel):
         """The bath temperature T (energy units of U, i.e. m sigma_v^2 scale)."""
         return self.energy_scale * torch.exp(self.log_T)
 
-    def entropy(self, v: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    def entropy(self, v: torch.Tensor, pairs: Pairs, w: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """S is not a variable here: zeros (N,)."""
         return torch.zeros(v.shape[0], dtype=v.dtype, device=v.device)
 

@@ -30,6 +30,7 @@ import torch
 from torch.func import jacfwd, vmap
 
 Amplitude = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+AmplitudeSlope = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def taper(s: torch.Tensor) -> torch.Tensor:
@@ -172,17 +173,18 @@ def assemble_friction_matrix(M: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
 
 
 def pair_amplitudes_and_slopes(
-    s: torch.Tensor, T_i: torch.Tensor, T_j: torch.Tensor, amplitudes: Amplitude
+    s: torch.Tensor, T_i: torch.Tensor, T_j: torch.Tensor, amplitudes_and_slopes: AmplitudeSlope
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pair amplitudes (A, B, C) (P, 3) and their derivatives d/dT_i, d/dT_j (P, 3) each.
 
-    One forward-mode pass (torch.func.jvp) per side gives a(s, T) and da/dT together.
+    A = a(s, T_i) a(s, T_j) tau(s) (and B, C alike); ``amplitudes_and_slopes(s, T)`` returns
+    the factors and their T-derivatives, evaluated once on both sides stacked (2P rows).
     """
-    ones = torch.ones_like(T_i)
-    f_i, df_i = torch.func.jvp(lambda t: amplitudes(s, t), (T_i,), (ones,))
-    f_j, df_j = torch.func.jvp(lambda t: amplitudes(s, t), (T_j,), (ones,))
+    n_pairs = s.shape[0]
+    f, df = amplitudes_and_slopes(torch.cat([s, s]), torch.cat([T_i, T_j]))
+    f_i, f_j = f[:n_pairs], f[n_pairs:]
     tau = taper(s)[:, None]
-    return f_i * f_j * tau, df_i * f_j * tau, f_i * df_j * tau
+    return f_i * f_j * tau, df[:n_pairs] * f_j * tau, f_i * df[n_pairs:] * tau
 
 
 def pair_divergence(

@@ -66,7 +66,7 @@ import torch
 from ddpd.io import Trajectory, write_trajectory
 from ddpd.model import bracket
 from ddpd.model.integrate import State, exact_energy_step
-from ddpd.model.metriplectic import MetriplecticModel
+from ddpd.model.metriplectic import MetriplecticModel, thermo_by_autograd
 from ddpd.params import is_number, parse_params, require
 from ddpd.space.box import Box
 from ddpd.space.geometry import wrap_images
@@ -184,6 +184,11 @@ class TruthModel(MetriplecticModel):
         return math.log(self.kernel_scale * self.params.kernel_weight) - (
             self.params.kernel_decay * s)
 
+    def log_kernel_shape_and_slope(self, s: torch.Tensor
+                                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """phi and dphi/ds = -kappa."""
+        return self.log_kernel_shape(s), torch.full_like(s, -self.params.kernel_decay)
+
     def internal_energy(self, S: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """U = u0 exp(S_0 / c_v) V_0^-(gamma - 1), S_0 = (S - c) / l, V_0 = lam V (energy)."""
         p = self.params
@@ -191,9 +196,19 @@ class TruthModel(MetriplecticModel):
         V0 = self.kernel_scale * V
         return p.energy_u0 * torch.exp(S0 / p.heat_capacity) * V0 ** (1.0 - p.gamma)
 
+    def thermo(self, S: torch.Tensor, V: torch.Tensor, second: bool = True):
+        """U, T, P, dT/dS of the analytic U (autograd)."""
+        return thermo_by_autograd(self.internal_energy, S, V, second)
+
     def amplitudes(self, s: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
         """Constant per-particle factors (a, b, c), shape (..., 3)."""
         return torch.zeros_like(T)[..., None] + self.factors.to(T.dtype)
+
+    def amplitudes_and_slopes(self, s: torch.Tensor, T: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The constant factors and their T-derivatives (zero)."""
+        f = self.amplitudes(s, T)
+        return f, torch.zeros_like(f)
 
     def entropy_at(self, T: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """S with dU/dS = T at specific volume V: S_0 = c_v log(c_v T_0 V_0^(gamma-1) / u0).
@@ -214,7 +229,8 @@ class TruthModel(MetriplecticModel):
         like = pairs.r
         return 1.0 / bracket.density(w, self.self_weight(like), pairs.i, pairs.j, n)
 
-    def entropy(self, v: torch.Tensor, pairs: Pairs) -> torch.Tensor:
+    def entropy(self, v: torch.Tensor, pairs: Pairs, w: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """The truth has no teacher: S of the initial temperature at the local V."""
         V = self.specific_volume(v.shape[0], pairs)
         T = torch.full_like(V, self.params.temperature / self.entropy_scale)

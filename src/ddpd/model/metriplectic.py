@@ -15,6 +15,7 @@ data (:func:`ddpd.coarse.dataset.friction_scales`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -25,6 +26,26 @@ from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.nets import MLP, ConvexIncreasing
 from ddpd.model.teacher import teacher_entropy
 from ddpd.space.neighbours import Pairs
+
+
+def thermo_by_autograd(internal_energy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                       S: torch.Tensor, V: torch.Tensor, second: bool = True
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """U, T = dU/dS, P = -dU/dV and dT/dS of any U(S, V), by autograd (graph kept if needed).
+
+    For models whose U is not the input-convex network (the known truth) and as the
+    reference of :meth:`MetriplecticModel.thermo` in the tests.
+    """
+    keep_graph = second or torch.is_grad_enabled()
+    with torch.enable_grad():
+        S_in = S if S.requires_grad else S.detach().requires_grad_(True)
+        V_in = V if V.requires_grad else V.detach().requires_grad_(True)
+        U = internal_energy(S_in, V_in)
+        dU_dS, dU_dV = torch.autograd.grad(U.sum(), (S_in, V_in), create_graph=keep_graph)
+        dT = None
+        if second:
+            (dT,) = torch.autograd.grad(dU_dS.sum(), S_in, create_graph=True)
+    return U, dU_dS, -dU_dV, dT
 
 
 class Terms(NamedTuple):
@@ -159,6 +180,17 @@ class MetriplecticModel(nn.Module):
             return self.kernel_net(origin)[0] - self.kernel_net(s[..., None])
         return self.kernel_net(s[..., None])[..., 0]
 
+    def log_kernel_shape_and_slope(self, s: torch.Tensor
+                                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """phi_w(s) and dphi_w/ds in one forward-mode pass (phi_w of :meth:`log_kernel_shape`)."""
+        x = s[..., None]
+        if self.kernel_shape == "monotone":
+            origin = torch.zeros(1, 1, dtype=s.dtype, device=s.device)
+            u, du = self.kernel_net.forward_with_slope(x, 0)
+            return self.kernel_net(origin)[0] - u, -du
+        phi, dphi = self.kernel_net.forward_with_slope(x, 0)
+        return phi[..., 0], dphi[..., 0]
+
     def kernel(self, s: torch.Tensor) -> torch.Tensor:
         """w(s) (dimensionless), s = r/h in [0, 1)."""
         return bracket.kernel(s, self.log_kernel_shape(s))
@@ -175,25 +207,41 @@ class MetriplecticModel(nn.Module):
 
     def thermo(self, S: torch.Tensor, V: torch.Tensor, second: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """U, T = dU/dS, P = -dU/dV and dT/dS = d^2U/dS^2 per particle (autograd)."""
-        keep_graph = second or torch.is_grad_enabled()
-        with torch.enable_grad():
-            S_in = S if S.requires_grad else S.detach().requires_grad_(True)
-            V_in = V if V.requires_grad else V.detach().requires_grad_(True)
-            U = self.internal_energy(S_in, V_in)
-            dU_dS, dU_dV = torch.autograd.grad(U.sum(), (S_in, V_in), create_graph=keep_graph)
-            dT = None
-            if second:
-                (dT,) = torch.autograd.grad(dU_dS.sum(), S_in, create_graph=True)
-        return U, dU_dS, -dU_dV, dT
+        """U, T = dU/dS, P = -dU/dV and dT/dS = d^2U/dS^2 per particle (energy units).
+
+        With x = (S, -V d_ref) and U = e0 u(x): T = e0 du/dx_0, P = e0 d_ref du/dx_1,
+        dT/dS = e0 d^2u/dx_0^2, in one forward-mode pass
+        (:meth:`ConvexIncreasing.forward_with_derivatives`); ``second=False`` returns None
+        for dT/dS. Equals :func:`thermo_by_autograd` of :meth:`internal_energy` (tests).
+        """
+        x = torch.stack([S, -V * self.d_ref], dim=-1)
+        u, du, d2u = self.energy_net.forward_with_derivatives(x, 0)
+        e0 = self.energy_scale
+        return (e0 * u, e0 * du[..., 0], e0 * self.d_ref * du[..., 1],
+                e0 * d2u if second else None)
 
     def kernel_and_slope(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """w(s) and dw/dr = (dw/ds) / h per pair."""
-        with torch.enable_grad():
-            s_in = s.detach().requires_grad_(True)
-            w = self.kernel(s_in)
-            (dw_ds,) = torch.autograd.grad(w.sum(), s_in, create_graph=True)
+        """w(s) and dw/dr = (dw/ds) / h per pair.
+
+        phi_w and phi_w' in one forward-mode pass (:meth:`ConvexIncreasing.forward_with_slope`,
+        :meth:`MLP.forward_with_slope`), then w = exp(phi_w) tau^2 and
+        dw/ds = w phi_w' - 4 s exp(phi_w) tau, tau = 1 - s^2: differentiable in the network
+        parameters with one backward pass (autograd of :meth:`kernel` is the tests' reference).
+        """
+        phi, dphi = self.log_kernel_shape_and_slope(s)
+        tau = bracket.taper(s)
+        shape = torch.exp(phi)
+        w = shape * tau * tau
+        dw_ds = w * dphi - 4.0 * s * shape * tau
         return w, dw_ds / self.cutoff
+
+    def amplitudes_and_slopes(self, s: torch.Tensor, T: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b, c)(s, T) and d(a, b, c)/dT, each (..., 3), in one forward-mode pass."""
+        x = torch.stack([s, T / self.energy_scale], dim=-1)
+        y, dy = self.friction_net.forward_with_slope(x, 1)
+        f = torch.exp(y + self.log_amp0)
+        return f, f * dy / self.energy_scale
 
     def self_weight(self, like: torch.Tensor) -> torch.Tensor:
         return self.kernel(torch.zeros((), dtype=like.dtype, device=like.device))
@@ -203,32 +251,40 @@ class MetriplecticModel(nn.Module):
         r = torch.sqrt((pairs.r * pairs.r).sum(-1))
         return pairs.r / r[:, None], r / self.cutoff
 
-    def entropy(self, v: torch.Tensor, pairs: Pairs) -> torch.Tensor:
-        """Teacher entropy S (N,) of one configuration (method.md §4)."""
+    def entropy(self, v: torch.Tensor, pairs: Pairs, w: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Teacher entropy S (N,) of one configuration (method.md §4).
+
+        ``w``: the kernel of ``pairs`` if already computed (saves its evaluation).
+        """
         e, s = self.pair_geometry(pairs)
-        w = self.kernel(s)
+        if w is None:
+            w = self.kernel(s)
         v_ij = v[pairs.i] - v[pairs.j] + pairs.jump
         return teacher_entropy(s, e, v_ij, w, self.self_weight(v), pairs.i, pairs.j,
                                v.shape[0], self.phi, self.g, self.speed_scale)
 
     def evaluate(self, v: torch.Tensor, S: torch.Tensor, pairs: Pairs,
-                 with_divergence: bool = True, reference: bool = False) -> Terms:
+                 with_divergence: bool = True, reference: bool = False,
+                 kernel: tuple[torch.Tensor, torch.Tensor] | None = None) -> Terms:
         """All terms of the dynamics at state (v, S) with neighbour pairs ``pairs``.
 
         ``reference=True`` takes the blocks and div M by jacfwd + vmap of
         :func:`bracket.pair_block` (slow; the tests' reference); otherwise closed forms.
+        ``kernel``: (w, dw/dr) of ``pairs`` if already computed (:meth:`kernel_and_slope`).
         """
         n = v.shape[0]
         i, j = pairs.i, pairs.j
         e, s = self.pair_geometry(pairs)
-        w, dw_dr = self.kernel_and_slope(s)
+        w, dw_dr = self.kernel_and_slope(s) if kernel is None else kernel
         d = bracket.density(w, self.self_weight(v), i, j, n)
         V = 1.0 / d
         U, T, P, dT = self.thermo(S, V)
         F = bracket.conservative_force(P, d, dw_dr, e, i, j)
         mass = self.mass
         v_ij = v[i] - v[j] + pairs.jump
-        amp, amp_di, amp_dj = bracket.pair_amplitudes_and_slopes(s, T[i], T[j], self.amplitudes)
+        amp, amp_di, amp_dj = bracket.pair_amplitudes_and_slopes(s, T[i], T[j],
+                                                                 self.amplitudes_and_slopes)
         if reference:
             M, div = bracket.pair_blocks_and_divergence(
                 v[i], v[j], T[i], T[j], dT[i], dT[j], e, s, pairs.jump, mass, self.amplitudes,
@@ -275,9 +331,10 @@ class MetriplecticModel(nn.Module):
         fluctuation-dissipation temperature to the kinetic temperature (the NLL alone leaves
         it poorly determined when the friction signal is weak; see bench/model.md).
         """
-        S0 = self.entropy(snap.v0, snap.pairs0)
+        kernel0 = self.kernel_and_slope(self.pair_geometry(snap.pairs0)[1])
+        S0 = self.entropy(snap.v0, snap.pairs0, kernel0[0])
         S1 = self.entropy(snap.v1, snap.pairs1)
-        terms = self.evaluate(snap.v0, S0, snap.pairs0)
+        terms = self.evaluate(snap.v0, S0, snap.pairs0, kernel=kernel0)
         log_jacobian, jacobian = None, None
         if self.friction_scheme == "midpoint":
             # friction at the midpoint velocities; unscored particles keep v(t)
