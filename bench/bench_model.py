@@ -6,6 +6,9 @@ velocities Gaussian: the cost depends only on N and the pair count.
 
     OMP_NUM_THREADS=2 python bench/bench_model.py --threads 2 --n 1000 10000
 
+``--compile`` trains through ``ddpd.train.compiled_loss`` (torch.compile of the NLL, as
+``train.compile: true``); the first call's compilation is timed separately.
+
 ``--plugin-ranks R [R ...]`` also runs the same random model (as ``make`` builds it, before
 the training steps change it) in the compiled LAMMPS fix ``ddpd/tables`` on R MPI ranks:
 the model is saved to a temporary model folder, its tables are exported over the initial
@@ -42,6 +45,7 @@ from ddpd.model import bracket
 from ddpd.model.integrate import euler_step, exact_energy_step, init_state
 from ddpd.model.metriplectic import MetriplecticModel, Snapshot
 from ddpd.space import Box, neighbour_pairs
+from ddpd.train import compiled_loss
 
 DENSITY = 0.0364
 CUTOFF = 4.75
@@ -93,20 +97,23 @@ def main() -> None:
     parser.add_argument("--plugin-ranks", type=int, nargs="+", default=[],
                         help="MPI ranks of LAMMPS plugin rollouts (default: none)")
     parser.add_argument("--plugin-steps", type=int, default=50)
+    parser.add_argument("--compile", action="store_true",
+                        help="train through ddpd.train.compiled_loss (torch.compile of the NLL)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     print(f"device {args.device} threads {torch.get_num_threads()} dtype {args.dtype} "
           f"width {args.width} friction {args.friction_scheme}")
     for n in args.n:
-        bench_one(n, args.device, dtype, args.repeats, args.width, args.friction_scheme)
+        bench_one(n, args.device, dtype, args.repeats, args.width, args.friction_scheme,
+                  args.compile)
         if args.plugin_ranks:
             bench_plugin(n, dtype, args.width, args.friction_scheme, args.plugin_ranks,
                          args.plugin_steps)
 
 
 def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
-              friction_scheme: str) -> None:
+              friction_scheme: str, compile_loss: bool = False) -> None:
     model, box, q, v = make(n, device, dtype, width=width, friction_scheme=friction_scheme)
     state = init_state(model, q, v, box)
     pairs = state.pairs
@@ -125,9 +132,15 @@ def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
     snap = Snapshot(v, pairs, v + 0.01 * torch.randn_like(v), pairs,
                     torch.arange(n, device=device), torch.arange(n, device=device))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss_fn = model.nll
+    if compile_loss:
+        loss_fn = compiled_loss(model)
+        start = time.perf_counter()
+        loss_fn(snap, 0.05).backward()
+        print(f"  compile (first call): {time.perf_counter() - start:8.1f} s")
 
     def train_step():
-        loss = model.nll(snap, 0.05) / n
+        loss = loss_fn(snap, 0.05) / n
         opt.zero_grad()
         loss.backward()
         opt.step()
