@@ -186,6 +186,22 @@ def test_compiled_loss_equals_the_eager_loss_and_trains(dataset, tmp_path):
         train(dataset, {"compile": "yes"}, tmp_path / "x")
 
 
+def test_compile_without_a_cxx_compiler_is_refused_before_anything_is_written(
+        dataset, tmp_path, monkeypatch):
+    """train.compile on a CPU with no C++ compiler on PATH: a clear error naming the key,
+    and no output folder."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("CXX", raising=False)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"train.compile: true needs a C\+\+ compiler.*g\+\+"):
+        train(dataset, dict(PARAMS, compile=True), out, device="cpu")
+    assert not out.exists()
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    with pytest.raises(ValueError, match="no-such-compiler is on PATH"):
+        train(dataset, dict(PARAMS, compile=True), out, device="cpu")
+    assert not out.exists()
+
+
 def load_model_for(dataset, params):
     """The fresh model train() builds for ``params`` (same seed and dataset statistics)."""
     from ddpd.model.api import model_class

@@ -24,6 +24,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -197,6 +199,18 @@ def _write_outputs(out_dir: Path, info: dict, best_state: dict, curve: list) -> 
         writer.writerows(curve)
 
 
+def require_cxx_compiler() -> None:
+    """``train.compile`` on a CPU: Inductor builds C++ kernels, so a compiler must be on PATH.
+
+    Checked before anything is written; ``$CXX`` if set, otherwise g++, c++ or clang++.
+    """
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    if not any(shutil.which(c) for c in candidates):
+        raise ValueError(f"train.compile: true needs a C++ compiler on the CPU (torch.compile "
+                         f"builds C++ kernels), but none of {', '.join(candidates)} is on PATH; "
+                         f"install one (conda: cxx-compiler) or set train.compile: false")
+
+
 def compiled_loss(model):
     """torch.compile of ``model.nll`` (dynamic shapes: frames differ in size).
 
@@ -212,6 +226,8 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     """Fit a model to ``dataset`` (see the module docstring for outputs)."""
     p = parse_params(TrainParams, params, "train")
     dev = resolve_device(device if device != "auto" else p.device)
+    if p.compile and dev.type == "cpu":
+        require_cxx_compiler()
     if p.threads is not None:
         torch.set_num_threads(p.threads)
     out_dir = Path(out_dir)
