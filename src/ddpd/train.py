@@ -24,8 +24,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from ddpd.io import atomic_path
 from ddpd.model.api import model_class
 from ddpd.model.diffusion_match import check_lag, match_diffusion
 from ddpd.params import is_number, parse_params, require
+from ddpd.toolchain import compiler, cxx_name
 
 
 def code_fingerprint() -> str:
@@ -202,12 +201,11 @@ def _write_outputs(out_dir: Path, info: dict, best_state: dict, curve: list) -> 
 def require_cxx_compiler() -> None:
     """``train.compile`` on a CPU: Inductor builds C++ kernels, so a compiler must be on PATH.
 
-    Checked before anything is written; ``$CXX`` if set, otherwise g++, c++ or clang++.
+    Checked before anything is written; the compiler is :func:`ddpd.toolchain.cxx_name`.
     """
-    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
-    if not any(shutil.which(c) for c in candidates):
+    if compiler() is None:
         raise ValueError(f"train.compile: true needs a C++ compiler on the CPU (torch.compile "
-                         f"builds C++ kernels), but none of {', '.join(candidates)} is on PATH; "
+                         f"builds C++ kernels), but no compiler named {cxx_name()} is on PATH; "
                          f"install one (conda: cxx-compiler) or set train.compile: false")
 
 

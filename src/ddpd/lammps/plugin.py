@@ -29,7 +29,6 @@ import hashlib
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from ddpd.io import Trajectory, atomic_path, write_trajectory
 from ddpd.lammps.export import Tables
 from ddpd.params import parse_params
 from ddpd.space.box import Box
+from ddpd.toolchain import compiler
 
 SOURCE_DIR = Path(__file__).with_name("plugin")
 SOURCES = ("fix_ddpd_tables.cpp", "fix_ddpd_tables.h", "ddpdplugin.cpp")
@@ -73,12 +73,6 @@ def lammps_version_string() -> str:
         raise RuntimeError(f"{lammps_dir() / '__init__.py'}: no numeric __version__")
     day = datetime.datetime.strptime(found.group(1), "%Y%m%d")
     return f"{day.day} {day:%b} {day.year}"
-
-
-def compiler() -> str | None:
-    """The C++ compiler: $CXX, else g++ on PATH (None if neither exists)."""
-    name = os.environ.get("CXX", "g++")
-    return shutil.which(name)
 
 
 def _compile_command(cxx: str, out: Path) -> list[str]:
