@@ -1,0 +1,75 @@
+"""Time one training step (NLL + backward + Adam) of the bench_model.py setting.
+
+The same random model and frame as ``bench/bench_model.py`` (width 100, number density
+0.0364, cutoff 4.75), without the rollouts, to compare settings of the training step:
+
+    OMP_NUM_THREADS=2 python bench/bench_train_step.py --threads 2 --n 1000 --compile
+
+``--compile`` trains through ``ddpd.train.compiled_loss``; ``--mode`` and ``--static`` pass
+torch.compile's mode and static shapes instead (then ``--compile`` is implied); ``--fused``
+uses Adam's fused implementation. Prints the mean time of ``--steps`` steps after a first
+(warm-up, compiling) step, ``--profile`` also the torch.profiler table of one step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from bench_model import make
+
+from ddpd.model.integrate import init_state
+from ddpd.model.metriplectic import Snapshot
+from ddpd.train import compiled_loss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune")
+    parser.add_argument("--static", action="store_true", help="torch.compile dynamic=False")
+    parser.add_argument("--fused", action="store_true", help="Adam(fused=True)")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    n = args.n
+    model, box, q, v = make(n, "cpu", torch.float32)
+    pairs = init_state(model, q, v, box).pairs
+    snap = Snapshot(v, pairs, v + 0.01 * torch.randn_like(v), pairs, torch.arange(n),
+                    torch.arange(n))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=args.fused)
+    loss_fn = model.nll
+    if args.mode or args.static:
+        loss_fn = torch.compile(model.nll, dynamic=not args.static, mode=args.mode)
+    elif args.compile:
+        loss_fn = compiled_loss(model)
+
+    def step() -> None:
+        loss = loss_fn(snap, 0.05) / n
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    start = time.perf_counter()
+    step()
+    print(f"first step: {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sec = (time.perf_counter() - start) / args.steps
+    print(f"N = {n}, {torch.get_num_threads()} threads: {sec * 1e3:.1f} ms/frame, "
+          f"{n / sec:.0f} particle-samples/s")
+    if args.profile:
+        from torch.profiler import profile
+
+        with profile() as prof:
+            step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+if __name__ == "__main__":
+    main()
