@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from coarse.synthetic import soft_sphere_langevin
 
 from ddpd.coarse.dataset import build_dataset, load_dataset
@@ -175,3 +176,26 @@ def test_a_diverging_model_is_recorded_not_crashed(trained, tmp_path, monkeypatc
     assert traj.n_frames == 7 and np.isfinite(traj.position[:3]).all()
     assert np.isnan(traj.position[3:]).all()
     np.testing.assert_allclose(np.diff(traj.time), np.diff(traj.time)[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_rollouts_on_cuda(trained, tmp_path):
+    """device cuda, every box: the files are written, the periodic run keeps energy and
+    momentum, the open box keeps its exterior particles on the data."""
+    ds, model = trained["periodic"]
+    rollout(model, ds, {"n_steps": 20, "save_every": 5, "device": "cuda"}, tmp_path / "p.h5")
+    traj = read_trajectory(tmp_path / "p.h5")
+    energy = traj.observables["total_energy"]
+    assert np.abs(energy - energy[0]).max() <= 1e-9 * abs(energy[0])
+    momentum = traj.observables["total_momentum"]
+    assert np.abs(momentum - momentum[0]).max() < 1e-10
+    ds, model = trained["sheared"]
+    rollout(model, ds, {"n_steps": 10, "save_every": 5, "device": "cuda"}, tmp_path / "s.h5")
+    assert np.isfinite(read_trajectory(tmp_path / "s.h5").position).all()
+    ds, model = trained["open"]
+    rollout(model, ds, {"n_steps": 14, "save_every": 1, "device": "cuda"}, tmp_path / "o.h5")
+    traj = read_trajectory(tmp_path / "o.h5")
+    test = load_dataset(ds).splits["test"][0]
+    fixed = ~(test.present[0] & ~test.exterior[0])
+    data = np.where(test.present[..., None], test.position, np.nan)[:15]
+    np.testing.assert_allclose(traj.position[:, fixed], data[:, fixed])

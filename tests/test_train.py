@@ -210,3 +210,46 @@ def load_model_for(dataset, params):
     p = train_module.parse_params(TrainParams, params, "train")
     torch.manual_seed(p.seed)
     return model_class(p.kind).build(load_dataset(dataset).stats, p.model)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_on_cuda_follows_the_cpu_run_and_resumes_after_a_kill(
+        dataset, tmp_path, monkeypatch):
+    """device cuda: in float64 the learning curve is the CPU's to round-off growth, the files
+    hold CPU tensors, a killed run resumes to the uninterrupted result; float32 learns."""
+    params = dict(PARAMS, model=dict(PARAMS["model"], dtype="float64"))
+    train(dataset, params, tmp_path / "cpu", device="cpu")
+    train(dataset, params, tmp_path / "cuda", device="cuda")
+    cpu_val = [float(r["validation_nll"]) for r in _curve(tmp_path / "cpu" / "learning_curve.csv")]
+    gpu_val = [float(r["validation_nll"]) for r in _curve(tmp_path / "cuda" / "learning_curve.csv")]
+    assert gpu_val[0] == pytest.approx(cpu_val[0], rel=1e-10)
+    assert gpu_val == pytest.approx(cpu_val, rel=1e-6)
+    state = torch.load(tmp_path / "cuda" / "model.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in state.values())
+    reference = torch.load(tmp_path / "cpu" / "model.pt", weights_only=True)
+    for k in reference:
+        torch.testing.assert_close(state[k], reference[k], rtol=1e-5, atol=1e-8)
+    ck = torch.load(tmp_path / "cuda" / "checkpoint.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in ck["model"].values())
+
+    calls = {"n": 0}
+    original = train_module.mean_nll
+
+    def killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the validation after epoch 3
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "mean_nll", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, params, tmp_path / "killed", device="cuda")
+    monkeypatch.setattr(train_module, "mean_nll", original)
+    train(dataset, params, tmp_path / "killed", device="cuda")
+    resumed = [float(r["validation_nll"])
+               for r in _curve(tmp_path / "killed" / "learning_curve.csv")]
+    assert resumed == pytest.approx(gpu_val, rel=1e-9)
+
+    train(dataset, dict(PARAMS, epochs=8), tmp_path / "f32", device="cuda")
+    val32 = [float(r["validation_nll"]) for r in _curve(tmp_path / "f32" / "learning_curve.csv")]
+    assert min(val32[1:]) < val32[0] - 0.3  # as test_outputs_and_learning on the CPU

@@ -6,7 +6,8 @@
 only; the test split is never read here), stops early after ``patience`` epochs without
 improvement or after ``max_wall_minutes``, and writes to ``out_dir``:
 
-* ``model.pt``: state dict of the selected model (``torch.load(weights_only=True)``);
+* ``model.pt``: state dict of the selected model, CPU tensors whatever the training device
+  (``torch.load(weights_only=True)`` on any machine);
 * ``hparams.json``: {"kind", "hparams", "dataset_stats", "train_params", "best_epoch"};
 * ``learning_curve.csv``: epoch, wall_s, train_nll, validation_nll (per scored particle);
 * ``checkpoint.pt``: the state after the last finished epoch (model, optimiser, scheduler,
@@ -187,9 +188,14 @@ def mean_nll(model, snaps, dt: float, batch_frames: int, loss=None) -> float:
     return total / max(count, 1)
 
 
+def _on_cpu(state: dict) -> dict:
+    """A state dict with its tensors copied to the CPU (files load on machines without CUDA)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
 def _write_outputs(out_dir: Path, info: dict, best_state: dict, curve: list) -> None:
     with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(best_state, tmp)
+        torch.save(_on_cpu(best_state), tmp)
     with atomic_path(out_dir / "hparams.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2))
     with atomic_path(out_dir / "learning_curve.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -267,7 +273,9 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     checkpoint = out_dir / "checkpoint.pt"
     if checkpoint.is_file():
-        ck = torch.load(checkpoint, map_location=dev, weights_only=True)
+        # on the CPU: the generator states must stay CPU tensors (the model's and the
+        # optimiser's tensors move to the model's device as they are loaded)
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if ck["info"] == json.dumps(info, sort_keys=True):
             model.load_state_dict(ck["model"])
             optimiser.load_state_dict(ck["optimiser"])
@@ -317,10 +325,10 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         tqdm.write(f"epoch {epoch}: train {total / count:.4f} validation {val:.4f}")
         with atomic_path(checkpoint) as tmp:
             torch.save(dict(
-                info=json.dumps(info, sort_keys=True), model=model.state_dict(),
+                info=json.dumps(info, sort_keys=True), model=_on_cpu(model.state_dict()),
                 optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
                 order_rng=order_gen.get_state(), torch_rng=torch.get_rng_state(),
-                epoch=epoch, best=best, bad=bad, wall_s=wall, best_state=best_state,
+                epoch=epoch, best=best, bad=bad, wall_s=wall, best_state=_on_cpu(best_state),
                 curve=curve), tmp)
         if bad >= p.patience or wall > 60 * p.max_wall_minutes:
             break
