@@ -34,8 +34,12 @@ def main() -> None:
     parser.add_argument("--static", action="store_true", help="torch.compile dynamic=False")
     parser.add_argument("--fused", action="store_true", help="Adam(fused=True)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--matmul-precision", default="highest",
+                        choices=["highest", "high", "medium"],
+                        help="torch.set_float32_matmul_precision (medium: bf16 products)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision(args.matmul_precision)
     n = args.n
     model, box, q, v = make(n, "cpu", torch.float32)
     pairs = init_state(model, q, v, box).pairs

@@ -21,6 +21,8 @@ def _as_set(pairs):
         (Box(edges=(11.0, 9.0), boundary="lees-edwards", shear_rate=0.1), 5.2),
         (Box(edges=(20.0, 15.0), boundary="open"), 0.0),
         (Box(edges=(4.5, 6.0, 5.0)), 0.0),  # fewer than 3 cells per axis
+        (Box(edges=(4.5, 12.0, 9.0), boundary="lees-edwards", shear_rate=0.1), 1.3),
+        (Box(edges=(1.5, 15.0), boundary="open"), 0.0),  # one cell across x
     ],
 )
 def test_cell_list_matches_brute_force(box, offset):

@@ -106,32 +106,33 @@ def neighbour_pairs(q: torch.Tensor, box: Box, cutoff: float, offset: float = 0.
     start = torch.cumsum(count, 0) - count
 
     sheared = box.boundary == "lees-edwards"
+    shifts = torch.as_tensor(list(itertools.product((-1, 0, 1), repeat=dim)), device=device)
     cand_i, cand_j = [], []
-    for shift in itertools.product((-1, 0, 1), repeat=dim):
-        shift_t = torch.as_tensor(shift, dtype=torch.int64, device=device)
-        neigh = cell + shift_t
-        if sheared and shift[1] != 0:
+    # The 3^D neighbour cells in three groups (by the x shift): few host-device
+    # synchronisations (a CUDA device waits for each), memory ~N 3^(D-1) per group.
+    for group in shifts.reshape(3, -1, dim):
+        neigh = cell[:, None, :] + group[None, :, :]  # (N, 3^(D-1), D)
+        if sheared:
             # Rows across the y boundary: the image row is displaced by the offset in x.
-            crosses = (neigh[:, 1] < 0) | (neigh[:, 1] >= n_cells[1])
-            sign = torch.where(neigh[:, 1] >= n_cells[1], 1.0, -1.0).to(q.dtype)
-            x_image = qp[:, 0] - lo[0] - sign * offset
+            crosses = (neigh[..., 1] < 0) | (neigh[..., 1] >= n_cells[1])
+            sign = torch.where(neigh[..., 1] >= n_cells[1], 1.0, -1.0).to(q.dtype)
+            x_image = qp[:, None, 0] - lo[0] - sign * offset
             x_cell = torch.floor(torch.remainder(x_image, size[0]) / cell_size[0]).to(torch.int64)
-            x_cell = torch.minimum(x_cell, n_cells[0] - 1) + shift_t[0]
-            neigh[:, 0] = torch.where(crosses, x_cell, neigh[:, 0])
+            x_cell = torch.minimum(x_cell, n_cells[0] - 1) + group[None, :, 0]
+            neigh[..., 0] = torch.where(crosses, x_cell, neigh[..., 0])
+        owner = torch.arange(len(qp), device=device)[:, None].expand(neigh.shape[:2])
         if box.periodic:
             neigh = torch.remainder(neigh, n_cells)
-            valid = torch.ones(neigh.shape[0], dtype=torch.bool, device=device)
+            src, nflat = owner.reshape(-1), (neigh * strides).sum(-1).reshape(-1)
         else:
             valid = ((neigh >= 0) & (neigh < n_cells)).all(-1)
-        src = torch.nonzero(valid).squeeze(1)
-        nflat = (neigh[src] * strides).sum(-1)
+            src, nflat = owner[valid], (neigh[valid] * strides).sum(-1)
         c = count[nflat]
-        owner = torch.repeat_interleave(src, c)
-        base = torch.repeat_interleave(start[nflat], c)
-        within = torch.arange(owner.numel(), device=device) - torch.repeat_interleave(
-            torch.cumsum(c, 0) - c, c
-        )
-        other = order[base + within]
+        offsets = torch.cumsum(c, 0)
+        total = int(offsets[-1]) if len(offsets) else 0
+        owner = torch.repeat_interleave(src, c, output_size=total)
+        first = torch.repeat_interleave(start[nflat] - (offsets - c), c, output_size=total)
+        other = order[first + torch.arange(total, device=device)]
         keep = owner < other
         cand_i.append(owner[keep])
         cand_j.append(other[keep])
