@@ -15,7 +15,7 @@ improvement or after ``max_wall_minutes``, and writes to ``out_dir``:
   draws its order from a saved generator the result equals an uninterrupted run. It is
   resumed only when the parameters, the dataset statistics and the source of the ddpd
   package (``code``, a SHA-256 of its .py files) are those of the new run: a changed model
-  never continues from a stale checkpoint.
+  never continues from a stale checkpoint (:func:`resume_key`).
 """
 
 from __future__ import annotations
@@ -188,6 +188,16 @@ def mean_nll(model, snaps, dt: float, batch_frames: int, loss=None) -> float:
     return total / max(count, 1)
 
 
+def resume_key(info: dict) -> str:
+    """What a checkpoint's run must share with a new run to be resumed by it.
+
+    Everything in ``info`` (kind, hyperparameters, dataset and its statistics, training
+    parameters, code) but the calibration: its numbers are pair sums that a CUDA device
+    reproduces only to round-off (atomic adds), and they follow from the rest.
+    """
+    return json.dumps({k: v for k, v in info.items() if k != "calibration"}, sort_keys=True)
+
+
 def _on_cpu(state: dict) -> dict:
     """A state dict with its tensors copied to the CPU (files load on machines without CUDA)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
@@ -276,7 +286,9 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         # on the CPU: the generator states must stay CPU tensors (the model's and the
         # optimiser's tensors move to the model's device as they are loaded)
         ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if ck["info"] == json.dumps(info, sort_keys=True):
+        saved = json.loads(ck["info"])
+        if resume_key(saved) == resume_key(info):
+            info["calibration"] = saved.get("calibration")  # the resumed run's start
             model.load_state_dict(ck["model"])
             optimiser.load_state_dict(ck["optimiser"])
             scheduler.load_state_dict(ck["scheduler"])
