@@ -223,7 +223,10 @@ def exact_energy_step(model: MetriplecticModel, state: State, box: Box, dt: floa
                       max_halvings: int = 30) -> State:
     """One step with an exact discrete first law (see the module docstring)."""
     pairs = _pairs(model, state, box)
-    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise)
+    # the kernel and its slope at q(t), evaluated once: the friction and the reversible
+    # step both use them (the positions move only after both)
+    kernel = model.kernel_and_slope(model.pair_geometry(pairs)[1])
+    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise, kernel=kernel)
     if model.friction_scheme == "midpoint":
         state = _midpoint_friction_and_noise(model, state, pairs, terms, dt, generator, noise,
                                              max_halvings)
@@ -235,8 +238,7 @@ def exact_energy_step(model: MetriplecticModel, state: State, box: Box, dt: floa
     present = torch.isfinite(state.q).all(-1)
     U_now, _, P_now, _ = model.thermo(state.S, terms.V, second=False)
     energy_before = model.total_energy(state.v, U_now.detach())
-    _, dw_dr = model.kernel_and_slope(terms.s)
-    F = bracket.conservative_force(P_now.detach(), terms.d, dw_dr.detach(), terms.e,
+    F = bracket.conservative_force(P_now.detach(), terms.d, kernel[1], terms.e,
                                    pairs.i, pairs.j)
     v = state.v + F / model.mass * dt
     moved = _advance_positions(model, state.q, v, box, state, dt)
