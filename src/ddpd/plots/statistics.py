@@ -7,12 +7,18 @@ stored in the statistics files. The reference (truth) is a thick black line, the
 error floor (an independent replica in the rollouts' window, ddpd.stats.floor; label
 ``floor``) a grey dashed line, the models thin coloured lines: a model as close to the
 truth as the floor is as good as the data can tell.
+
+On linear y axes the range is that of the truth and the floor, widened by ``OFF_SCALE_PAD``
+of its span on each side: a model that leaves it (a rollout that heated, say) is clipped and
+marked "(off scale)" in the legend instead of flattening every other curve.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+
+import numpy as np
 
 from ddpd.plots._save import plt, save_figure
 from ddpd.stats.compute import load_statistics
@@ -30,6 +36,30 @@ FLOOR = "floor"
 REFERENCE_STYLE = {"color": "black", "lw": 2.0}
 FLOOR_STYLE = {"color": "0.45", "lw": 1.6, "ls": "--"}
 MODEL_STYLE = {"lw": 1.2}
+OFF_SCALE_PAD = 1.0
+
+
+def clip_to_reference(ax, references: list[str]) -> None:
+    """Limit a linear y axis to the ``references``' curves, widened by OFF_SCALE_PAD of their
+    span on each side, if another curve leaves that range; mark those curves "(off scale)"."""
+    lines = ax.get_lines()
+    ref = [np.asarray(line.get_ydata(), float) for line in lines
+           if line.get_label() in references]
+    ref = np.concatenate(ref) if ref else np.zeros(0)
+    ref = ref[np.isfinite(ref)]
+    if ref.size == 0 or ref.max() == ref.min():
+        return
+    span = ref.max() - ref.min()
+    lo, hi = ref.min() - OFF_SCALE_PAD * span, ref.max() + OFF_SCALE_PAD * span
+    clipped = False
+    for line in lines:
+        y = np.asarray(line.get_ydata(), float)
+        y = y[np.isfinite(y)]
+        if y.size and (y.min() < lo or y.max() > hi):
+            line.set_label(f"{line.get_label()} (off scale)")
+            clipped = True
+    if clipped:
+        ax.set_ylim(lo, hi)
 
 
 def plot_statistics_overlay(stats: dict[str, Path], out_prefix: Path) -> list[Path]:
@@ -82,6 +112,8 @@ def plot_statistics_overlay(stats: dict[str, Path], out_prefix: Path) -> list[Pa
             ax.set_xscale("log")
         if name in LOG_Y:
             ax.set_yscale("log")
+        else:
+            clip_to_reference(ax, [next(iter(loaded)), FLOOR])
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
