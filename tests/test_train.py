@@ -65,14 +65,8 @@ def test_resume_after_kill_gives_the_same_result(dataset, tmp_path, monkeypatch)
     train(dataset, PARAMS, tmp_path / "full", device="cpu")
     calls = {"n": 0}
     original = train_module.mean_nll
-
-    def killed(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:  # the validation after epoch 3 (call 1 is epoch 0)
-            raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "mean_nll", killed)
+    # killed in the validation after epoch 3 (call 1 is epoch 0)
+    monkeypatch.setattr(train_module, "mean_nll", counted(original, calls, kill_at=4))
     with pytest.raises(KeyboardInterrupt):
         train(dataset, PARAMS, tmp_path / "killed", device="cpu")
     assert not (tmp_path / "killed" / "model.pt").exists()
@@ -101,11 +95,14 @@ def test_resume_after_kill_gives_the_same_result(dataset, tmp_path, monkeypatch)
     assert [r["validation_nll"] for r in ra] == [r["validation_nll"] for r in rb]
 
 
-def counted(function, calls):
-    """``function`` that counts its calls in ``calls["n"]``."""
+def counted(function, calls, kill_at=None):
+    """``function`` that counts its calls in ``calls["n"]`` and, if ``kill_at`` is given,
+    raises KeyboardInterrupt (a kill) at that call instead of running it."""
 
     def wrapper(*args, **kwargs):
         calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise KeyboardInterrupt("killed")
         return function(*args, **kwargs)
 
     return wrapper
@@ -116,19 +113,12 @@ def test_a_checkpoint_of_other_code_is_not_resumed(dataset, tmp_path, monkeypatc
     validated again) instead of continuing a model of the old code."""
     calls = {"n": 0}
     original = train_module.mean_nll
-
-    def counted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3 and calls.get("kill"):
-            raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "mean_nll", counted)
-    calls["kill"] = True
+    monkeypatch.setattr(train_module, "mean_nll", counted(original, calls, kill_at=3))
     with pytest.raises(KeyboardInterrupt):
         train(dataset, PARAMS, tmp_path / "m", device="cpu")
     assert torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=True)["epoch"] == 1
-    calls.update(n=0, kill=False)
+    calls["n"] = 0
+    monkeypatch.setattr(train_module, "mean_nll", counted(original, calls))
     monkeypatch.setattr(train_module, "code_fingerprint", lambda: "0123456789abcdef")
     train(dataset, PARAMS, tmp_path / "m", device="cpu")
     assert calls["n"] == PARAMS["epochs"] + 1  # epoch 0 and every epoch: a fresh run
@@ -258,14 +248,8 @@ def test_training_on_cuda_follows_the_cpu_run_and_resumes_after_a_kill(
 
     calls = {"n": 0}
     original = train_module.mean_nll
-
-    def killed(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:  # the validation after epoch 3
-            raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "mean_nll", killed)
+    # killed in the validation after epoch 3
+    monkeypatch.setattr(train_module, "mean_nll", counted(original, calls, kill_at=4))
     with pytest.raises(KeyboardInterrupt):
         train(dataset, params, tmp_path / "killed", device="cuda")
     calls["n"] = 0

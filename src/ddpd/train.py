@@ -205,7 +205,7 @@ def _on_cpu(state: dict) -> dict:
 
 def _write_outputs(out_dir: Path, info: dict, best_state: dict, curve: list) -> None:
     with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(_on_cpu(best_state), tmp)
+        torch.save(best_state, tmp)  # taken with _on_cpu
     with atomic_path(out_dir / "hparams.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2))
     with atomic_path(out_dir / "learning_curve.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -280,7 +280,7 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
                 code=code_fingerprint())
 
     epoch0, best, bad, curve, wall0 = 0, math.inf, 0, [], 0.0
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_state = _on_cpu(model.state_dict())
     checkpoint = out_dir / "checkpoint.pt"
     if checkpoint.is_file():
         # on the CPU: the generator states must stay CPU tensors (the model's and the
@@ -331,7 +331,7 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         curve.append([epoch, round(wall, 3), total / count, val])
         if val < best:
             best, bad = val, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = _on_cpu(model.state_dict())
         elif epoch > p.warmup_epochs:
             bad += 1
         tqdm.write(f"epoch {epoch}: train {total / count:.4f} validation {val:.4f}")
@@ -340,7 +340,7 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
                 info=json.dumps(info, sort_keys=True), model=_on_cpu(model.state_dict()),
                 optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
                 order_rng=order_gen.get_state(), torch_rng=torch.get_rng_state(),
-                epoch=epoch, best=best, bad=bad, wall_s=wall, best_state=_on_cpu(best_state),
+                epoch=epoch, best=best, bad=bad, wall_s=wall, best_state=best_state,
                 curve=curve), tmp)
         if bad >= p.patience or wall > 60 * p.max_wall_minutes:
             break
@@ -351,13 +351,13 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         pick = torch.linspace(0, len(train_snaps) - 1, min(64, len(train_snaps))).round().long()
         info["equipartition_match"] = model.match_equipartition(
             [train_snaps[int(k)] for k in pick])
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best_state = _on_cpu(model.state_dict())
         info["validation_nll_after_match"] = mean_nll(model, val_snaps, dt, p.batch_frames)
     if p.match_diffusion and hasattr(model, "log_amp0"):
         model.load_state_dict(best_state)
         info["diffusion_match"] = match_diffusion(model, data, p.diffusion_lag,
                                                   p.diffusion_factors, seed=p.seed)
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best_state = _on_cpu(model.state_dict())
         if "factor" in info["diffusion_match"]:
             info["validation_nll_after_diffusion_match"] = mean_nll(model, val_snaps, dt,
                                                                     p.batch_frames)

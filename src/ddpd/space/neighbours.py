@@ -108,9 +108,11 @@ def neighbour_pairs(q: torch.Tensor, box: Box, cutoff: float, offset: float = 0.
     sheared = box.boundary == "lees-edwards"
     shifts = torch.as_tensor(list(itertools.product((-1, 0, 1), repeat=dim)), device=device)
     cand_i, cand_j = [], []
+    per_group = shifts.shape[0] // 3
+    particle = torch.arange(len(qp), device=device)[:, None].expand(len(qp), per_group)
     # The 3^D neighbour cells in three groups (by the x shift): few host-device
     # synchronisations (a CUDA device waits for each), memory ~N 3^(D-1) per group.
-    for group in shifts.reshape(3, -1, dim):
+    for group in shifts.reshape(3, per_group, dim):
         neigh = cell[:, None, :] + group[None, :, :]  # (N, 3^(D-1), D)
         if sheared:
             # Rows across the y boundary: the image row is displaced by the offset in x.
@@ -120,13 +122,12 @@ def neighbour_pairs(q: torch.Tensor, box: Box, cutoff: float, offset: float = 0.
             x_cell = torch.floor(torch.remainder(x_image, size[0]) / cell_size[0]).to(torch.int64)
             x_cell = torch.minimum(x_cell, n_cells[0] - 1) + group[None, :, 0]
             neigh[..., 0] = torch.where(crosses, x_cell, neigh[..., 0])
-        owner = torch.arange(len(qp), device=device)[:, None].expand(neigh.shape[:2])
         if box.periodic:
             neigh = torch.remainder(neigh, n_cells)
-            src, nflat = owner.reshape(-1), (neigh * strides).sum(-1).reshape(-1)
+            src, nflat = particle.reshape(-1), (neigh * strides).sum(-1).reshape(-1)
         else:
             valid = ((neigh >= 0) & (neigh < n_cells)).all(-1)
-            src, nflat = owner[valid], (neigh[valid] * strides).sum(-1)
+            src, nflat = particle[valid], (neigh[valid] * strides).sum(-1)
         c = count[nflat]
         offsets = torch.cumsum(c, 0)
         total = int(offsets[-1]) if len(offsets) else 0
