@@ -42,6 +42,7 @@ def test_outputs_and_learning(dataset, tmp_path):
     assert min(val[1:]) < val[0] - 0.3  # it learns
     info = json.loads((tmp_path / "m" / "hparams.json").read_text())
     assert info["best_epoch"] == min(range(9), key=lambda k: val[k])
+    assert info["stop_reason"] == "epochs"
     # the saved model is the selected one and reloads with weights_only
     model = load_model(tmp_path / "m")
     data = load_dataset(dataset)
@@ -59,6 +60,21 @@ def test_seed_determinism(dataset, tmp_path):
     c = torch.load(tmp_path / "c" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_stop_reason_patience_and_wall_time(dataset, tmp_path, monkeypatch):
+    """hparams.json says why training ended; the wall-time limit (machine-dependent) warns."""
+    with pytest.warns(UserWarning, match="wall-time limit"):
+        train(dataset, dict(PARAMS, max_wall_minutes=1e-9), tmp_path / "wall", device="cpu")
+    info = json.loads((tmp_path / "wall" / "hparams.json").read_text())
+    assert info["stop_reason"] == "wall_time"
+    assert [int(r["epoch"]) for r in _curve(tmp_path / "wall" / "learning_curve.csv")] == [0, 1]
+    # a validation NLL that never improves: patience 2 after no warm-up stops at epoch 2
+    monkeypatch.setattr(train_module, "mean_nll", lambda *args, **kwargs: 1.0)
+    train(dataset, dict(PARAMS, patience=2, warmup_epochs=0), tmp_path / "flat", device="cpu")
+    info = json.loads((tmp_path / "flat" / "hparams.json").read_text())
+    assert info["stop_reason"] == "patience"
+    assert len(_curve(tmp_path / "flat" / "learning_curve.csv")) == 3
 
 
 def test_resume_after_kill_gives_the_same_result(dataset, tmp_path, monkeypatch):

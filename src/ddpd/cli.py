@@ -245,7 +245,7 @@ def cmd_lammps_rollout(a: argparse.Namespace) -> None:
 def cmd_summary(a: argparse.Namespace) -> None:
     from ddpd.summary import write_summary
 
-    write_summary(a.errors, a.quality, a.diffusion, a.out)
+    write_summary(a.errors, a.quality, a.diffusion, a.out, a.training)
 
 
 # ---------------------------------------------------------------- outputs
@@ -419,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errors", type=Path, nargs="*", default=[])
     p.add_argument("--quality", type=Path, nargs="*", default=[])
     p.add_argument("--diffusion", type=Path, nargs="*", default=[])
+    p.add_argument("--training", type=Path, nargs="*", default=[],
+                   help="hparams.json files of trained models (how each training ended)")
     p.add_argument("--out", type=Path, required=True)
     return parser
 

@@ -2,8 +2,10 @@
 
 Inputs are the error tables written by ``ddpd compare`` (CSV, with the error floor of an
 independent replica and each model's error in units of it), the tracking
-quality of the rendered twin (JSON) and the real-video diffusion analysis
-(JSON). Nothing is computed here beyond collecting those numbers.
+quality of the rendered twin (JSON), the real-video diffusion analysis
+(JSON) and the trained models' ``hparams.json`` with their ``learning_curve.csv``
+(ddpd.train: how each training ended). Nothing is computed here beyond collecting those
+numbers.
 """
 
 from __future__ import annotations
@@ -63,10 +65,47 @@ def error_table(path: Path) -> pd.DataFrame:
     return grid.loc[list(dict.fromkeys(table["statistic"])), models].reset_index()
 
 
+def training_table(hparams: list[Path]) -> pd.DataFrame:
+    """One row per trained model: epochs run, best epoch, why training ended, wall time.
+
+    ``hparams`` are ``<dataset>/<model>/hparams.json`` files of ddpd.train (the dataset is
+    the name of the folder above the model's); the ``learning_curve.csv`` beside each gives
+    the epochs run and the wall time. Models trained before ``stop_reason`` was recorded
+    read "n/a".
+    """
+    rows = []
+    for path in map(Path, hparams):
+        curve_path = path.parent / "learning_curve.csv"
+        if not path.is_file() or not curve_path.is_file():
+            missing = path if not path.is_file() else curve_path
+            raise FileNotFoundError(f"{missing} not found (expected a model folder of ddpd "
+                                    "train)")
+        info = json.loads(path.read_text())
+        missing = {"kind", "train_params", "best_epoch"} - set(info)
+        if missing:
+            raise ValueError(f"{path}: missing key(s) {sorted(missing)}; expected the "
+                             "hparams.json of ddpd train")
+        curve = pd.read_csv(curve_path)
+        if curve.empty or not {"epoch", "wall_s"} <= set(curve.columns):
+            raise ValueError(f"{curve_path}: expected the columns epoch, wall_s and at least "
+                             "one row (ddpd train's learning curve)")
+        rows.append({
+            "dataset": path.parent.parent.name,
+            "model": info["kind"],
+            "epochs": f"{int(curve['epoch'].iloc[-1])} / {info['train_params']['epochs']}",
+            "best epoch": int(info["best_epoch"]),
+            "stopped by": info.get("stop_reason", "n/a"),
+            "wall time [s]": round(float(curve["wall_s"].iloc[-1]), 1),
+        })
+    return pd.DataFrame(rows)
+
+
 def write_summary(
-    errors: list[Path], quality: list[Path], diffusion: list[Path], out: Path
+    errors: list[Path], quality: list[Path], diffusion: list[Path], out: Path,
+    training: list[Path] | None = None,
 ) -> None:
-    """Write ``out`` (markdown): error tables per dataset, tracking quality, diffusion."""
+    """Write ``out`` (markdown): error tables per dataset, tracking quality, diffusion and
+    (``training``: hparams.json files) how each model's training ended."""
     parts = ["# ddpd study summary", ""]
     if errors:
         parts += ["## Held-out errors (relative RMS error, shared/method.md §5)", "",
@@ -76,6 +115,17 @@ def write_summary(
         for path in errors:
             table = error_table(Path(path))
             parts += [f"### {_dataset_name(Path(path))}", "", table.to_markdown(index=False), ""]
+    if training:
+        table = training_table(training)
+        parts += ["## Training", "",
+                  "Epochs run (of the maximum), the epoch selected on the validation NLL, and "
+                  "what ended training: `epochs`, `patience` (no better validation NLL) or "
+                  "`wall_time` (train.max_wall_minutes).", ""]
+        if (table["stopped by"] == "wall_time").any():
+            parts += ["**Stopped by the wall-time limit:** such a model depends on the "
+                      "machine's speed and load; the others are reproducible bit for bit "
+                      "with the same seed, data, code and threads.", ""]
+        parts += [table.to_markdown(index=False), ""]
     for title, files in (
         ("Tracking quality of the rendered colloid video", quality),
         ("Real video (bulk_water): diffusion", diffusion),

@@ -8,7 +8,11 @@ improvement or after ``max_wall_minutes``, and writes to ``out_dir``:
 
 * ``model.pt``: state dict of the selected model, CPU tensors whatever the training device
   (``torch.load(weights_only=True)`` on any machine);
-* ``hparams.json``: {"kind", "hparams", "dataset_stats", "train_params", "best_epoch"};
+* ``hparams.json``: {"kind", "hparams", "dataset_stats", "train_params", "best_epoch",
+  "stop_reason"}; ``stop_reason`` is "epochs", "patience" or "wall_time". Training is
+  deterministic on a CPU (same seed, data, code and threads: the same model bit for bit)
+  unless it stops at the wall-time limit, whose epoch count depends on the machine's speed
+  and load (a warning says so);
 * ``learning_curve.csv``: epoch, wall_s, train_nll, validation_nll (per scored particle);
 * ``checkpoint.pt``: the state after the last finished epoch (model, optimiser, scheduler,
   RNG, best state, curve). Restarting after a kill resumes from it, and because every epoch
@@ -89,7 +93,8 @@ class TrainParams:
         patience: stop after this many epochs without a better validation NLL (8).
         grad_clip: max gradient norm (10).
         seed: seed of the initialisation and the batch order (0).
-        max_wall_minutes: stop (after the current epoch) past this wall time (15).
+        max_wall_minutes: stop (after the current epoch) past this wall time (15): a safety
+            net; a run stopped by it is not reproducible on another machine or day.
         device: "auto" (CUDA if present), "cpu" or "cuda"; overridden by the argument.
         threads: torch CPU threads; null = leave as set by OMP_NUM_THREADS (null).
         compile: run the loss through torch.compile (Inductor; dynamic shapes, no graph
@@ -306,6 +311,7 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     start = time.perf_counter() - wall0
     n_per_epoch = min(p.frames_per_epoch or len(train_snaps), len(train_snaps))
     stopped = bad >= p.patience
+    stop_reason = "patience" if stopped else "epochs"
     for epoch in tqdm(range(epoch0 + 1, p.epochs + 1), desc="train", initial=epoch0,
                       total=p.epochs, disable=stopped):
         if stopped:
@@ -342,10 +348,19 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
                 order_rng=order_gen.get_state(), torch_rng=torch.get_rng_state(),
                 epoch=epoch, best=best, bad=bad, wall_s=wall, best_state=best_state,
                 curve=curve), tmp)
-        if bad >= p.patience or wall > 60 * p.max_wall_minutes:
+        if bad >= p.patience:
+            stop_reason = "patience"
+            break
+        if wall > 60 * p.max_wall_minutes and epoch < p.epochs:
+            stop_reason = "wall_time"
+            warnings.warn(
+                f"{out_dir}: training stopped at the wall-time limit (train.max_wall_minutes "
+                f"= {p.max_wall_minutes:g}) after epoch {epoch} of {p.epochs}: the result "
+                "depends on this machine's speed and load", stacklevel=2)
             break
     info["best_validation_nll"] = best
     info["best_epoch"] = int(min(curve, key=lambda r: r[3])[0])
+    info["stop_reason"] = stop_reason
     if p.match_equipartition and hasattr(model, "match_equipartition"):
         model.load_state_dict(best_state)
         pick = torch.linspace(0, len(train_snaps) - 1, min(64, len(train_snaps))).round().long()

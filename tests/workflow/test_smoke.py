@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import yaml
@@ -69,7 +70,11 @@ def test_models_are_trained_rolled_out_and_evaluated(smoke_study):
         for figure in ("statistics", "learning_curve", "conservation"):
             for ext in ("png", "pdf"):
                 assert (results / "figures" / f"{dataset}_{figure}.{ext}").stat().st_size > 1000
-    assert "Held-out errors" in (results / "tables" / "summary.md").read_text()
+    summary = (results / "tables" / "summary.md").read_text()
+    assert "Held-out errors" in summary and "## Training" in summary
+    for dataset in CONFIG["learn"]["datasets"]:  # how each training ended, one row a model
+        for model in CONFIG["learn"]["models"]:
+            assert re.search(rf"\| {dataset} +\| {model} +\| \d+ / \d+ ", summary), (dataset, model)
 
 
 def test_known_truth_and_lammps_plugin_outputs(smoke_study):

@@ -212,6 +212,16 @@ rule summary:
             if config["real_video"]["enabled"]
             else []
         ),
+        training=expand(
+            "results/models/{dataset}/{model}/hparams.json",
+            dataset=LEARN_DATASETS,
+            model=LEARNED_MODELS,
+        )
+        + (
+            ["results/known_truth/model/hparams.json"]
+            if config["known_truth"]["enabled"]
+            else []
+        ),
     output:
         md=report(
             "results/tables/summary.md",
@@ -228,7 +238,8 @@ rule summary:
         runtime=5,
     shell:
         "ddpd summary --errors {input.errors} --quality {input.quality}"
-        " --diffusion {input.diffusion} --out {output.md} > {log} 2>&1"
+        " --diffusion {input.diffusion} --training {input.training}"
+        " --out {output.md} > {log} 2>&1"
 
 
 rule learned_physics:

@@ -1,0 +1,71 @@
+"""write_summary's training section: how each model's training ended, from ddpd.train's files."""
+
+import json
+import warnings
+
+import pandas as pd
+import pytest
+from coarse.synthetic import soft_sphere_langevin
+
+from ddpd.coarse.dataset import build_dataset
+from ddpd.summary import training_table, write_summary
+from ddpd.train import train
+
+PARAMS = {"epochs": 3, "batch_frames": 3, "model": {"width": 8, "depth": 1,
+                                                    "teacher_features": 4}}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two trained models: one ends by its epochs, one at the wall-time limit."""
+    d = tmp_path_factory.mktemp("summary")
+    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=16, seed=k, frames=12) for k in range(3)]
+    dataset = d / "ds.h5"
+    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, dataset)
+    train(dataset, PARAMS, d / "models" / "gas" / "metriplectic", device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(dataset, dict(PARAMS, max_wall_minutes=1e-9), d / "models" / "slow" / "metriplectic",
+              device="cpu")
+    return [d / "models" / name / "metriplectic" / "hparams.json" for name in ("gas", "slow")]
+
+
+def test_training_rows_say_why_training_ended(models):
+    table = training_table(models)
+    rows = table.set_index("dataset").to_dict("index")
+    assert rows["gas"]["epochs"] == "3 / 3" and rows["gas"]["stopped by"] == "epochs"
+    assert rows["slow"]["epochs"] == "1 / 3" and rows["slow"]["stopped by"] == "wall_time"
+    for name, path in zip(("gas", "slow"), models, strict=True):
+        assert rows[name]["model"] == "metriplectic"
+        assert rows[name]["best epoch"] == json.loads(path.read_text())["best_epoch"]
+        wall = pd.read_csv(path.parent / "learning_curve.csv")["wall_s"].iloc[-1]
+        assert rows[name]["wall time [s]"] == round(wall, 1) >= 0
+
+
+def test_summary_flags_a_wall_time_stop(models, tmp_path):
+    write_summary([], [], [], tmp_path / "all.md", training=models)
+    text = (tmp_path / "all.md").read_text()
+    assert "## Training" in text and "| slow " in text and "wall_time" in text
+    assert "Stopped by the wall-time limit" in text
+    write_summary([], [], [], tmp_path / "one.md", training=models[:1])
+    text = (tmp_path / "one.md").read_text()
+    assert "| gas " in text and "Stopped by the wall-time limit" not in text
+
+
+def test_models_from_before_stop_reason_and_bad_input(models, tmp_path):
+    old = tmp_path / "old" / "metriplectic"
+    old.mkdir(parents=True)
+    info = json.loads(models[0].read_text())
+    del info["stop_reason"]
+    (old / "hparams.json").write_text(json.dumps(info))
+    (old / "learning_curve.csv").write_text((models[0].parent / "learning_curve.csv").read_text())
+    assert training_table([old / "hparams.json"])["stopped by"].tolist() == ["n/a"]
+
+    (old / "learning_curve.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="learning_curve.csv"):
+        write_summary([], [], [], tmp_path / "s.md", training=[old / "hparams.json"])
+    assert not (tmp_path / "s.md").exists()
+    (old / "hparams.json").write_text(json.dumps({"kind": "metriplectic"}))
+    (old / "learning_curve.csv").write_text("epoch,wall_s\n0,0.0\n")
+    with pytest.raises(ValueError, match=r"hparams.json: missing key\(s\)"):
+        training_table([old / "hparams.json"])
