@@ -37,11 +37,13 @@ def main() -> None:
     parser.add_argument("--matmul-precision", default="highest",
                         choices=["highest", "high", "medium"],
                         help="torch.set_float32_matmul_precision (medium: bf16 products)")
+    parser.add_argument("--kernel-table", type=int, default=0,
+                        help="train.model.kernel_table: Hermite table intervals (0: off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision(args.matmul_precision)
     n = args.n
-    model, box, q, v = make(n, "cpu", torch.float32)
+    model, box, q, v = make(n, "cpu", torch.float32, kernel_table=args.kernel_table)
     pairs = init_state(model, q, v, box).pairs
     snap = Snapshot(v, pairs, v + 0.01 * torch.randn_like(v), pairs, torch.arange(n),
                     torch.arange(n))

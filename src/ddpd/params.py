@@ -94,7 +94,8 @@ def is_int(value: Any) -> bool:
     """True for Python and numpy integers (bool excluded)."""
     if isinstance(value, bool):
         return False
-    return isinstance(value, int) or getattr(getattr(value, "dtype", None), "kind", "") in "iu"
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return isinstance(value, int) or kind in ("i", "u")
 
 
 def is_number(value: Any) -> bool:

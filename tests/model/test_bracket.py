@@ -55,8 +55,9 @@ def test_closed_form_divergence_equals_jacfwd_reference(dim):
         assert float(ref.drift_div.abs().max()) > 1e-3  # non-trivial
 
 
-def test_autograd_force_equals_closed_form(dim):
-    model = make_model(dim)
+@pytest.mark.parametrize("kernel_table", [0, 16], ids=["network", "table16"])
+def test_autograd_force_equals_closed_form(dim, kernel_table):
+    model = make_model(dim, kernel_table=kernel_table)
     box, q, v, S, pairs, _ = make_state(dim, n=30, seed=2)
     q = q.clone().requires_grad_(True)
     pairs = neighbour_pairs(q.detach(), box, model.cutoff)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ddpd.model import bracket
+from ddpd.model.kernel_table import hermite_interpolate, unit_grid
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.nets import MLP, ConvexIncreasing
 from ddpd.model.teacher import teacher_entropy
@@ -117,21 +118,31 @@ class MetriplecticModel(nn.Module):
     (:class:`ConvexIncreasing`), so w(0) = 1 and dw/dr < 0 on (0, h): the density falls
     with distance and, with P >= 0, every pair force is repulsive, also at contact
     (dw/dr(0) < 0); "free": phi_w an MLP as in shared/method.md §1, which let the learned
-    kernel rise with r (attraction) and particles pair up in rollouts, see bench/model.md).
+    kernel rise with r (attraction) and particles pair up in rollouts, see bench/model.md),
+    kernel_table (G > 0: phi_w is evaluated with its slope on G + 1 nodes of [0, 1] and
+    interpolated by cubic Hermite polynomials, :mod:`ddpd.model.kernel_table`, in training
+    and rollouts alike; its cost no longer grows with the number of pairs; 0: the network
+    on every pair).
     """
 
     def __init__(self, dim: int, cutoff: float, width: int, depth: int, teacher_features: int,
                  mass: float, learn_mass: bool, speed_scale: float, dt: float,
                  friction: tuple[float, float, float], d_ref: float, delta_v_scale: float,
                  jitter: float = 1e-4, friction_scheme: str = "midpoint",
-                 learn_k_B: bool = True, kernel_shape: str = "monotone"):
+                 learn_k_B: bool = True, kernel_shape: str = "monotone",
+                 kernel_table: int = 0):
         super().__init__()
         self.hparams = dict(
             dim=dim, cutoff=cutoff, width=width, depth=depth, teacher_features=teacher_features,
             mass=mass, learn_mass=learn_mass, speed_scale=speed_scale, dt=dt,
             friction=list(friction), d_ref=d_ref, delta_v_scale=delta_v_scale, jitter=jitter,
             friction_scheme=friction_scheme, learn_k_B=learn_k_B, kernel_shape=kernel_shape,
+            kernel_table=kernel_table,
         )
+        if kernel_table != 0 and kernel_table < 2:
+            raise ValueError(f"train.model.kernel_table: expected 0 (off) or at least 2 "
+                             f"intervals, got {kernel_table!r}")
+        self.kernel_table = kernel_table
         if kernel_shape not in ("monotone", "free"):
             raise ValueError(f"train.model.kernel_shape: expected 'monotone' or 'free', got "
                              f"{kernel_shape!r}")
@@ -174,7 +185,12 @@ class MetriplecticModel(nn.Module):
         return torch.exp(self.log_k_B)
 
     def log_kernel_shape(self, s: torch.Tensor) -> torch.Tensor:
-        """phi_w(s): MLP ('free') or u(0) - u(s), u convex increasing ('monotone')."""
+        """phi_w(s): MLP ('free') or u(0) - u(s), u convex increasing ('monotone').
+
+        Interpolated from the table of :attr:`kernel_table` nodes when that is set.
+        """
+        if self.kernel_table:
+            return self.log_kernel_shape_and_slope(s)[0]
         if self.kernel_shape == "monotone":
             origin = torch.zeros(1, 1, dtype=s.dtype, device=s.device)
             return self.kernel_net(origin)[0] - self.kernel_net(s[..., None])
@@ -182,7 +198,19 @@ class MetriplecticModel(nn.Module):
 
     def log_kernel_shape_and_slope(self, s: torch.Tensor
                                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """phi_w(s) and dphi_w/ds in one forward-mode pass (phi_w of :meth:`log_kernel_shape`)."""
+        """phi_w(s) and dphi_w/ds in one forward-mode pass (phi_w of :meth:`log_kernel_shape`).
+
+        With :attr:`kernel_table` G > 0: the network's phi_w and slope on the G + 1 nodes,
+        then the cubic Hermite interpolant and its derivative at ``s``.
+        """
+        if self.kernel_table:
+            nodes = unit_grid(self.kernel_table, s)
+            return hermite_interpolate(*self.network_log_kernel_shape_and_slope(nodes), s)
+        return self.network_log_kernel_shape_and_slope(s)
+
+    def network_log_kernel_shape_and_slope(self, s: torch.Tensor
+                                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """phi_w(s) and dphi_w/ds of the network itself at every ``s`` (no table)."""
         x = s[..., None]
         if self.kernel_shape == "monotone":
             origin = torch.zeros(1, 1, dtype=s.dtype, device=s.device)
@@ -429,6 +457,7 @@ class MetriplecticModel(nn.Module):
             speed_scale=stats["speed_scale"], dt=stats["dt"], friction=tuple(stats["friction"]),
             d_ref=stats["d_ref"], delta_v_scale=stats["delta_v_scale"], jitter=p.jitter,
             friction_scheme=p.friction_scheme, learn_k_B=p.learn_k_B, kernel_shape=p.kernel_shape,
+            kernel_table=p.kernel_table,
         )
         model.hparams["dtype"] = p.dtype
         # Equipartition at the start: k_B T(S=0, V=1/d_ref) = m sigma_v^2.
@@ -527,6 +556,7 @@ class MetriplecticModel(nn.Module):
         h["friction"] = tuple(h["friction"])
         h.setdefault("friction_scheme", "explicit")  # models saved before the option
         h.setdefault("kernel_shape", "free")  # models saved before the option
+        h.setdefault("kernel_table", 0)  # models saved before the option
         model = cls(**h)
         model.hparams["dtype"] = dtype
         return model.to(torch.float64 if dtype == "float64" else torch.float32)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ddpd.params import is_number, parse_params, require
+from ddpd.params import is_int, is_number, parse_params, require
 
 __all__ = ["ModelParams", "is_number", "parse_params", "require"]
 
@@ -38,6 +38,10 @@ class ModelParams:
         kernel_shape: ``monotone`` (default): w(r) strictly decreasing on [0, h) with
             w(0) = 1 (a convex increasing network gives -log w), so pair forces are
             repulsive for P >= 0, also at contact; ``free``: the MLP of shared/method.md §1.
+        kernel_table: 0 (default): the kernel network is evaluated on every pair; G >= 2:
+            on G + 1 nodes of s = r/h in [0, 1] with its slope, interpolated by cubic
+            Hermite polynomials (training and rollouts; bench/model.md measures speed and
+            the interpolation error).
     """
 
     cutoff: float | None = None
@@ -51,6 +55,7 @@ class ModelParams:
     friction_scheme: str = "midpoint"
     learn_k_B: bool = True
     kernel_shape: str = "monotone"
+    kernel_table: int = 0
 
     def __post_init__(self) -> None:
         s = "model"
@@ -75,3 +80,6 @@ class ModelParams:
                 "'midpoint' or 'explicit'", self.friction_scheme)
         require(self.kernel_shape in ("monotone", "free"), s, "kernel_shape",
                 "'monotone' or 'free'", self.kernel_shape)
+        require(is_int(self.kernel_table) and (self.kernel_table == 0 or self.kernel_table >= 2),
+                s, "kernel_table", "0 (off) or an integer >= 2 (table intervals)",
+                self.kernel_table)
