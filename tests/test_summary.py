@@ -5,9 +5,8 @@ import warnings
 
 import pandas as pd
 import pytest
-from coarse.synthetic import soft_sphere_langevin
+from coarse.synthetic import soft_sphere_dataset
 
-from ddpd.coarse.dataset import build_dataset
 from ddpd.summary import training_table, write_summary
 from ddpd.train import train
 
@@ -19,9 +18,7 @@ PARAMS = {"epochs": 3, "batch_frames": 3, "model": {"width": 8, "depth": 1,
 def models(tmp_path_factory):
     """Two trained models: one ends by its epochs, one at the wall-time limit."""
     d = tmp_path_factory.mktemp("summary")
-    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=16, seed=k, frames=12) for k in range(3)]
-    dataset = d / "ds.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, dataset)
+    dataset = soft_sphere_dataset(d / "ds.h5", n=16, frames=12)
     train(dataset, PARAMS, d / "models" / "gas" / "metriplectic", device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import torch
-from coarse.synthetic import soft_sphere_langevin
+from coarse.synthetic import soft_sphere_dataset
 
 import ddpd.train as train_module
-from ddpd.coarse.dataset import build_dataset, collate, load_dataset, snapshots
+from ddpd.coarse.dataset import collate, load_dataset, snapshots
 from ddpd.model.api import load_model
 from ddpd.model.metriplectic import MetriplecticModel
 from ddpd.train import train
@@ -20,10 +20,7 @@ PARAMS = {"epochs": 4, "batch_frames": 3, "lr": 5e-3, "model": {"width": 8, "dep
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     d = tmp_path_factory.mktemp("train")
-    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=25, seed=k, frames=25) for k in range(3)]
-    out = d / "ds.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, out)
-    return out
+    return soft_sphere_dataset(d / "ds.h5", n=25, frames=25)
 
 
 def _curve(path):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from coarse.synthetic import soft_sphere_langevin  # noqa: E402
+from coarse.synthetic import soft_sphere_dataset  # noqa: E402
 
 from ddpd.baselines.dpd import DPDModel  # noqa: E402
-from ddpd.coarse.dataset import build_dataset, collate, load_dataset, snapshots  # noqa: E402
+from ddpd.coarse.dataset import collate, load_dataset, snapshots  # noqa: E402
 from ddpd.io import read_trajectory  # noqa: E402
 from ddpd.model.api import load_model, model_class  # noqa: E402
 from ddpd.rollout import rollout  # noqa: E402
@@ -24,13 +24,9 @@ GAMMA, KT, MASS, FORCE = 10.0, 1.0, 2.0, 25.0  # synthetic.py: F = 25 (1 - r) e,
 @pytest.fixture(scope="module")
 def dpd_data(tmp_path_factory):
     d = tmp_path_factory.mktemp("dpd")
-    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=40, seed=k, frames=200, every=1,
-                                 density=3.0, thermostat="dpd", gamma=GAMMA, kT=KT, mass=MASS)
-            for k in range(3)]
-    ds = d / "ds.h5"
     # the generator's parameters belong to its instantaneous velocities
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]},
-                  {"velocities": "recorded"}, ds)
+    ds = soft_sphere_dataset(d / "ds.h5", {"velocities": "recorded"}, n=40, frames=200, every=1,
+                             density=3.0, thermostat="dpd", gamma=GAMMA, kT=KT, mass=MASS)
     model_dir = d / "m"  # default friction scheme (midpoint)
     settings = {"epochs": 40, "lr": 0.05, "batch_frames": 8, "warmup_epochs": 0,
                 "schedule": "constant", "patience": 40}

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from coarse.synthetic import soft_sphere_langevin  # noqa: E402
+from coarse.synthetic import soft_sphere_dataset  # noqa: E402
 
 from ddpd.baselines.gnn import GNNModel  # noqa: E402
-from ddpd.coarse.dataset import build_dataset  # noqa: E402
 from ddpd.io import read_trajectory  # noqa: E402
 from ddpd.model.api import load_model, model_class  # noqa: E402
 from ddpd.rollout import rollout  # noqa: E402
@@ -32,9 +31,7 @@ STATS = dict(dim=2, cutoff=1.5, mass=2.0, dt=0.05, delta_v_scale=0.3, speed_scal
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("gnn")
-    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=30, seed=k, frames=25) for k in range(3)]
-    ds = d / "ds.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+    ds = soft_sphere_dataset(d / "ds.h5", n=30, frames=25)
     train(ds, TRAIN, d / "m", device="cpu")
     return ds, d / "m"
 

@@ -8,10 +8,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from coarse.synthetic import soft_sphere_langevin  # noqa: E402
+from coarse.synthetic import soft_sphere_dataset  # noqa: E402
 
 from ddpd.baselines.isothermal import IsothermalModel  # noqa: E402
-from ddpd.coarse.dataset import build_dataset  # noqa: E402
 from ddpd.io import read_trajectory  # noqa: E402
 from ddpd.model import bracket  # noqa: E402
 from ddpd.model.api import load_model, model_class  # noqa: E402
@@ -29,9 +28,7 @@ STATS = dict(dim=2, mass=2.0, speed_scale=0.7, dt=0.05, friction=[1.0, 1.0, 0.1]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("iso")
-    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=30, seed=k, frames=20) for k in range(3)]
-    ds = d / "ds.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+    ds = soft_sphere_dataset(d / "ds.h5", n=30, frames=20)
     train(ds, TRAIN, d / "m", device="cpu")
     return ds, d / "m"
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddpd.coarse.dataset import build_dataset
 from ddpd.io import Trajectory, write_trajectory
 from ddpd.space import Box
 
@@ -69,4 +70,18 @@ def soft_sphere_langevin(path: Path, n: int = 30, dim: int = 2, frames: int = 30
         box = Box(edges=(side,) * dim)
     write_trajectory(path, Trajectory(position=pos, velocity=vel, time=time, box=box,
                                       image=img, mass=mass))
+    return path
+
+
+def soft_sphere_dataset(path: Path, params: dict | None = None, **run) -> Path:
+    """Dataset ``path`` of three :func:`soft_sphere_langevin` runs, seeds 0, 1, 2 as train,
+    validation and test (written beside it as ``<stem>_run<seed>.h5``).
+
+    ``params``: the dataset section (:func:`build_dataset`); ``run``: keyword arguments of
+    :func:`soft_sphere_langevin` (``seed`` excluded).
+    """
+    runs = [soft_sphere_langevin(path.with_name(f"{path.stem}_run{k}.h5"), seed=k, **run)
+            for k in range(3)]
+    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, params or {},
+                  path)
     return path

@@ -6,10 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from coarse.synthetic import soft_sphere_langevin
+from coarse.synthetic import soft_sphere_dataset
 from conftest import random_model, random_state
 
-from ddpd.coarse.dataset import build_dataset
 from ddpd.io import read_trajectory, write_trajectory
 from ddpd.lammps.export import Tables, export_tables, table_rates
 from ddpd.lammps.external import TableBackend, lammps_rollout
@@ -81,10 +80,7 @@ def test_numpy_drift_equals_the_torch_model(dim):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("lammps_model")
-    runs = [soft_sphere_langevin(d / f"run{k}.h5", n=30, seed=k, frames=12, every=5,
-                                 thermostat="dpd") for k in range(3)]
-    ds = d / "dataset.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+    ds = soft_sphere_dataset(d / "dataset.h5", n=30, frames=12, every=5, thermostat="dpd")
     train(ds, TRAIN, d / "model", device="cpu")
     torch.set_num_threads(1)
     return ds, d / "model"
@@ -109,7 +105,7 @@ def test_tables_interpolate_the_network(trained, tmp_path):
 
     # the table drift is close to the network's on a data frame
     model = load_model(model_dir).double()
-    traj = read_trajectory(ds.parent / "run2.h5")
+    traj = read_trajectory(ds.parent / "dataset_run2.h5")
     q, v = traj.position[0], traj.velocity[0]
     with torch.no_grad():
         pairs = neighbour_pairs(torch.from_numpy(q), traj.box, model.cutoff)
@@ -155,7 +151,7 @@ def test_table_internal_energy_is_the_step_s_and_not_counted_twice(trained, tmp_
     export_tables(model_dir, tmp_path / "t.npz", {**SMALL, "entropy_range": [-0.5, 0.5],
                                                   "volume_range": [0.1, 2.0]})
     backend = TableBackend(Tables(tmp_path / "t.npz"))
-    traj = read_trajectory(ds.parent / "run2.h5")
+    traj = read_trajectory(ds.parent / "dataset_run2.h5")
     q, v = traj.position[0], traj.velocity[0]
     S = np.linspace(-1.0, 1.0, len(q))  # partly outside the tabulated S range
     ids = np.arange(1, len(q) + 1)
@@ -170,7 +166,7 @@ def test_export_ranges_cover_a_rollout_of_the_model(trained, tmp_path):
     ds, model_dir = trained
     export_tables(model_dir, tmp_path / "plain.npz", {**SMALL, "margin": 0.0}, dataset=ds)
     plain = Tables(tmp_path / "plain.npz")
-    run = read_trajectory(ds.parent / "run2.h5")
+    run = read_trajectory(ds.parent / "dataset_run2.h5")
     # a rollout whose entropies spread far beyond the teacher's labels of the data
     entropy = np.linspace(-50.0, 30.0, run.position.shape[1])[None].repeat(len(run.time), 0)
     rollout = tmp_path / "rollout.h5"
@@ -213,7 +209,7 @@ def test_lammps_rollout_of_a_replicated_box(trained, tmp_path, backend):
     traj = read_trajectory(out)
     assert info["n_particles"] == 120 and traj.position.shape == (5, 120, 2)
     np.testing.assert_array_equal(traj.step, [0, 5, 10, 15, 20])
-    edge = read_trajectory(ds.parent / "run2.h5").box.edges[0]
+    edge = read_trajectory(ds.parent / "dataset_run2.h5").box.edges[0]
     assert traj.box.edges[0] == pytest.approx(2 * edge)
     p = traj.observables["total_momentum"]
     assert np.abs(p - p[0]).max() < 1e-10

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from coarse.synthetic import soft_sphere_langevin
+from coarse.synthetic import soft_sphere_dataset
 from conftest import random_model, random_state
 
-from ddpd.coarse.dataset import build_dataset
 from ddpd.io import read_trajectory
 from ddpd.lammps import plugin as P
 from ddpd.lammps.export import Tables, export_tables
@@ -202,10 +201,8 @@ def test_bad_input_names_the_file(plugin_so, tables, tmp_path):
 def _trained_model(folder: Path, frames: int, epochs: int, grids: dict) -> tuple[Path, Path]:
     """A small float64 model trained on DPD soft spheres in ``folder``/model and its tables;
     returns (dataset, tables)."""
-    runs = [soft_sphere_langevin(folder / f"run{k}.h5", n=30, seed=k, frames=frames, every=5,
-                                 thermostat="dpd") for k in range(3)]
-    ds = folder / "dataset.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+    ds = soft_sphere_dataset(folder / "dataset.h5", n=30, frames=frames, every=5,
+                             thermostat="dpd")
     train(ds, {"epochs": epochs, "batch_frames": 4, "model": {"width": 8, "depth": 1,
                                                               "teacher_features": 4,
                                                               "dtype": "float64"}},

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from coarse.synthetic import soft_sphere_langevin  # noqa: E402
+from coarse.synthetic import soft_sphere_dataset  # noqa: E402
 
-from ddpd.coarse.dataset import build_dataset  # noqa: E402
 from ddpd.model.api import load_model  # noqa: E402
 from ddpd.plots.physics import (  # noqa: E402
     learned_physics_curves,
@@ -24,9 +23,7 @@ MODEL = {"width": 8, "depth": 1, "teacher_features": 4, "dtype": "float64"}
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("physics")
-    runs = [soft_sphere_langevin(d / f"r{k}.h5", n=25, seed=k, frames=12) for k in range(3)]
-    ds = d / "ds.h5"
-    build_dataset({"train": runs[:1], "validation": runs[1:2], "test": runs[2:]}, {}, ds)
+    ds = soft_sphere_dataset(d / "ds.h5", n=25, frames=12)
     train(ds, {"epochs": 2, "warmup_epochs": 1, "model": MODEL}, d / "m", device="cpu")
     train(ds, {"kind": "isothermal", "epochs": 1, "model": MODEL}, d / "iso", device="cpu")
     train(ds, {"kind": "gnn", "epochs": 1, "model": {"width": 4, "depth": 1}}, d / "gnn",
