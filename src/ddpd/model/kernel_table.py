@@ -1,9 +1,10 @@
 """Cubic Hermite table of a one-dimensional function on [0, 1] (the kernel shape phi_w(s)).
 
 The kernel is the only learned function of one pair variable, s = r/h. Evaluating its
-network on every pair of a frame costs about a third of a training step (bench/model.md);
-evaluated with its slope on G + 1 uniform nodes s_k = k/G instead, and interpolated by the
-cubic Hermite polynomial of the node values p_k and slopes m_k,
+network on every pair of a frame costs about a fifth of an eager training step on a CPU
+(bench/model.md, "Kernel table"); evaluated with its slope on G + 1 uniform nodes s_k = k/G
+instead, and interpolated by the cubic Hermite polynomial of the node values p_k and slopes
+m_k,
 
     p(s) = h00(t) p_k + h10(t) m_k / G + h01(t) p_{k+1} + h11(t) m_{k+1} / G,
     k = floor(G s), t = G s - k,
