@@ -35,3 +35,13 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# Seconds-long aggregation (tables, figures, the summary): on a cluster these run in the
+# submitting Snakemake process instead of queueing as jobs of their own.
+localrules:
+    compare,
+    plot_statistics,
+    plot_learning_curve,
+    plot_conservation,
+    summary,

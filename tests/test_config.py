@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddpd.config import ConfigError, step_params, validate_config
+from ddpd.config import ConfigError, step_params, step_section, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -52,3 +52,16 @@ def test_step_section_errors_name_the_config_path():
     assert "'stars.systems.melt'" in text and "arms" in text
     assert "'colloid.track'" in text and "invert" in text
     assert "'learn.train'" in text and "epocs" in text
+
+
+def test_step_section_parses_one_section_like_step_params():
+    config = yaml.safe_load((ROOT / "tests/configs/smoke.yaml").read_text())
+    validate_config(config, SCHEMA)
+    every = step_params(config)
+    for path in ("rollout", "dataset", "known_truth.simulation", "stars.systems.melt"):
+        assert step_section(config, path) == every[path]
+    with pytest.raises(KeyError, match="'rollout.n_steps' is not a step section"):
+        step_section(config, "rollout.n_steps")
+    config["rollout"]["n_stepz"] = 10
+    with pytest.raises(ConfigError, match="'rollout'.*n_stepz"):
+        step_section(config, "rollout")

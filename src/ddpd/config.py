@@ -101,11 +101,19 @@ def _sections(config: dict, pattern: str) -> list[tuple[str, dict]]:
     return found
 
 
+def _step_class(module: str, name: str) -> type:
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
+
+
 def step_params(config: dict) -> dict[str, object]:
     """Parse every step's parameter section with the dataclass of the command that uses it.
 
     Run before any job starts, so that a bad key or value inside a step's section
     (``stars.systems.melt.arms: -1``) stops the workflow at once, not hours later.
+    Imports every step's module (torch, trackpy, freud, matplotlib: seconds); a job that
+    needs one section uses :func:`step_section`.
 
     Returns:
         dotted config path -> parsed frozen dataclass.
@@ -113,21 +121,19 @@ def step_params(config: dict) -> dict[str, object]:
     Raises:
         ConfigError: naming the config path and the key.
     """
-    from importlib import import_module
-
     from ddpd.params import parse_params
 
     parsed: dict[str, object] = {}
     lines = []
     for pattern, (module, name) in STEP_PARAMS.items():
-        cls = getattr(import_module(module), name)
+        cls = _step_class(module, name)
         for path, section in _sections(config, pattern):
             try:
                 parsed[path] = parse_params(cls, section, path)
             except (ValueError, TypeError) as exc:
                 lines.append(f"config: section {path!r}: {exc}")
     learn = config.get("learn", {})
-    train_cls = import_module("ddpd.train").TrainParams
+    train_cls = _step_class("ddpd.train", "TrainParams")
     for model in learn.get("models", []):
         path = f"learn.overrides.{model}"
         try:
@@ -137,6 +143,28 @@ def step_params(config: dict) -> dict[str, object]:
     if lines:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return parsed
+
+
+def step_section(config: dict, path: str) -> object:
+    """One step's section (a dotted path of :data:`STEP_PARAMS`, e.g. ``rollout``) parsed
+    by its command's dataclass, importing that command's module only.
+
+    Raises:
+        KeyError: ``path`` is not a step section of this configuration.
+        ConfigError: naming the config path and the key.
+    """
+    from ddpd.params import parse_params
+
+    for pattern, (module, name) in STEP_PARAMS.items():
+        for found, section in _sections(config, pattern):
+            if found != path:
+                continue
+            try:
+                return parse_params(_step_class(module, name), section, path)
+            except (ValueError, TypeError) as exc:
+                message = f"invalid configuration:\n  config: section {path!r}: {exc}"
+                raise ConfigError(message) from None
+    raise KeyError(f"{path!r} is not a step section of the configuration")
 
 
 def train_params(config: dict, model: str) -> dict:

@@ -55,6 +55,8 @@ def test_smoke_dag_through_slurm_profile(cluster, tmp_path):
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     ran = {p.name for p in slurm_logs.iterdir()}
     assert {"rule_simulate_stars", "rule_train_model", "rule_rollout_model"} <= ran
+    # ... but the Snakefile's localrules (tables, figures) ran in the submitting process
+    assert not {"rule_summary", "rule_compare", "rule_plot_statistics"} & ran
     # the training job was given the (fake) GPU by SLURM through the `gpu` resource
     train_logs = list((tmp_path / "results" / "logs" / "train").glob("*_metriplectic.log"))
     assert train_logs and all("CUDA_VISIBLE_DEVICES=0" in p.read_text() for p in train_logs)

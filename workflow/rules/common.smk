@@ -3,26 +3,32 @@ import json
 import re
 from pathlib import Path
 
-from ddpd.config import ConfigError, step_params, validate_config
+from ddpd.config import ConfigError, step_params, step_section, validate_config
 from ddpd.config import train_params as ddpd_train_params
 
-STEP_PARAMS = {}
+STEP_SECTIONS = {}
 
 
-def parsed_step_params():
-    """Every step's section parsed by its command's dataclass (imports torch: ~3 s)."""
-    if not STEP_PARAMS:
-        STEP_PARAMS.update(step_params(config))
-    return STEP_PARAMS
+def parsed_section(path):
+    """One step's section (`rollout`, `dataset`...) parsed by its command's dataclass.
+
+    Imports that command's module only (torch: ~3 s); call it from input functions and
+    `params: lambda` so that a cluster job, which re-reads this file, pays it only in the
+    rules that need it.
+    """
+    if path not in STEP_SECTIONS:
+        STEP_SECTIONS[path] = step_section(config, path)
+    return STEP_SECTIONS[path]
 
 
 try:
     validate_config(
         config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
     )
-    # Before any job starts; cluster jobs re-read this file and skip it (checked already).
+    # Before any job starts (every step's module: ~10 s); cluster jobs re-read this
+    # file and skip it (checked already).
     if workflow.is_main_process:
-        parsed_step_params()
+        STEP_SECTIONS.update(step_params(config))
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -46,8 +52,7 @@ def as_json(section):
 
 def truth_statistics_params():
     """Statistics of the truth on the rollouts' frame interval (dataset stride x save_every)."""
-    parsed = parsed_step_params()
-    stride = parsed["dataset"].stride * parsed["rollout"].save_every
+    stride = parsed_section("dataset").stride * parsed_section("rollout").save_every
     params = dict(config["statistics"])
     params["frame_stride"] = params.get("frame_stride", 1) * stride
     return as_json(params)
@@ -128,14 +133,13 @@ def truth_trajectory(w):
 
 def floor_replicas(w):
     """The error floor's independent replicas: the first validation runs, one per rollout."""
-    n_rollouts = parsed_step_params()["rollout"].n_rollouts
+    n_rollouts = parsed_section("rollout").n_rollouts
     return split_trajectories(w.dataset, "validation")[:n_rollouts]
 
 
 def floor_window_params():
     """The rollouts' window (ddpd.stats.floor.FloorParams) from the dataset and rollout sections."""
-    parsed = parsed_step_params()
-    data, roll = parsed["dataset"], parsed["rollout"]
+    data, roll = parsed_section("dataset"), parsed_section("rollout")
     window = dict(
         stride=data.stride,
         max_frames=data.max_frames,

@@ -17,7 +17,7 @@ rule floor_window:
         mem_mb=2000,
         runtime=10,
     params:
-        window=floor_window_params(),
+        window=lambda w: floor_window_params(),
     shell:
         "ddpd floor-window --params {params.window:q} --replica {input.replicas}"
         " --out {output.trajectory} > {log} 2>&1"
@@ -61,7 +61,7 @@ rule statistics_truth:
         mem_mb=4000,
         runtime=20,
     params:
-        stats=truth_statistics_params(),
+        stats=lambda w: truth_statistics_params(),
     shell:
         "ddpd statistics --params {params.stats:q} --trajectory {input.trajectory}"
         " --out {output.stats} > {log} 2>&1"

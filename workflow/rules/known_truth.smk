@@ -59,7 +59,7 @@ rule known_truth_dataset:
         dataset=lambda w: as_json(
             {
                 "velocities": "recorded",
-                "cutoff": parsed_step_params()["known_truth.simulation"].cutoff,
+                "cutoff": parsed_section("known_truth.simulation").cutoff,
             }
         ),
     shell:
@@ -93,7 +93,7 @@ rule known_truth_train:
     params:
         train=lambda w: as_json(
             known_truth_train_params(
-                config, parsed_step_params()["known_truth.simulation"].cutoff
+                config, parsed_section("known_truth.simulation").cutoff
             )
         ),
         out_dir=lambda w, output: str(Path(output.model).parent),
