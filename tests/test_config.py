@@ -65,3 +65,21 @@ def test_step_section_parses_one_section_like_step_params():
     config["rollout"]["n_stepz"] = 10
     with pytest.raises(ConfigError, match="'rollout'.*n_stepz"):
         step_section(config, "rollout")
+
+
+def test_a_model_section_is_checked_by_each_learned_kind_before_any_job():
+    """learn.train.model is each learned model's own section: a key only the metriplectic
+    model has (kernel_table) is refused for gnn at configuration time, naming the section,
+    and accepted once gnn's override gives it a model section of its own."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["learn"]["train"]["model"]["kernel_table"] = 256
+    validate_config(config, SCHEMA)
+    with pytest.raises(ConfigError) as err:
+        step_params(config)
+    text = str(err.value)
+    assert "'learn.overrides.gnn'" in text and "unknown key 'kernel_table'" in text
+    assert "'learn.overrides.metriplectic'" not in text
+    assert "'learn.overrides.isothermal'" not in text
+    config["learn"]["overrides"]["gnn"]["model"] = {"width": 32, "depth": 2}
+    parsed = step_params(config)
+    assert parsed["learn.overrides.metriplectic"].model["kernel_table"] == 256

@@ -213,6 +213,15 @@ def test_compiled_training_follows_the_eager_run_to_round_off(dataset, tmp_path)
         train(dataset, {"compile": "yes"}, tmp_path / "x")
 
 
+def test_bad_kind_or_model_section_is_refused_before_anything_is_written(dataset, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="train.kind: expected one of"):
+        train(dataset, dict(PARAMS, kind="gnm"), out, device="cpu")
+    with pytest.raises(ValueError, match="train.model: unknown key 'teacher_features'"):
+        train(dataset, dict(PARAMS, kind="gnn"), out, device="cpu")
+    assert not out.exists()
+
+
 def test_compile_without_a_cxx_compiler_is_refused_before_anything_is_written(
         dataset, tmp_path, monkeypatch):
     """train.compile on a CPU with no C++ compiler on PATH: a clear error naming the key,

@@ -61,7 +61,8 @@ class TrainParams:
 
     Attributes:
         kind: model kind registered in ddpd.model.api.MODEL_KINDS ("metriplectic").
-        model: the model's own section (for "metriplectic": ddpd.model.params.ModelParams).
+        model: the model's own section, checked by its kind's ``params_class`` (for
+            "metriplectic": ddpd.model.params.ModelParams).
         epochs: maximum number of epochs (40).
         batch_frames: snapshot pairs (whole frames) per optimiser step (4).
         frames_per_epoch: snapshot pairs drawn per epoch; null = all (null).
@@ -132,6 +133,9 @@ class TrainParams:
     def __post_init__(self) -> None:
         s = "train"
         require(isinstance(self.model, dict), s, "model", "a mapping", self.model)
+        # the model's own section, by its kind's dataclass: a key only another kind has
+        # (e.g. kernel_table for gnn) is an error of the configuration, not of one job
+        parse_params(model_class(self.kind).params_class, self.model, "train.model")
         for key in ("epochs", "batch_frames", "patience"):
             value = getattr(self, key)
             require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, s, key,

@@ -103,6 +103,7 @@ class DPDModel(BaselineModel):
     (residual scale of dv), force0 / gamma0 / kT0 (initial values), jitter, friction_scheme.
     """
 
+    params_class = DPDParams
     default_dtype = "float64"
 
     def __init__(self, dim: int, cutoff: float, exponent: float, mass: float, dt: float,
@@ -248,7 +249,7 @@ class DPDModel(BaselineModel):
     @classmethod
     def build(cls, stats: dict, params: dict) -> DPDModel:
         """Fresh model: k_B T from equipartition, gamma from the increment variance."""
-        p = parse_params(DPDParams, params, "train.model")
+        p = parse_params(cls.params_class, params, "train.model")
         dim = int(stats["dim"])
         cutoff = float(p.cutoff or stats["cutoff"])
         mass, dt, dv = float(stats["mass"]), float(stats["dt"]), float(stats["delta_v_scale"])

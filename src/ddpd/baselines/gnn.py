@@ -91,6 +91,7 @@ class GNNModel(BaselineModel):
     (sigma_v), delta_v_scale (delta_v), dt (data interval), mean_neighbours (n_ref), jitter.
     """
 
+    params_class = GNNParams
     default_dtype = "float32"
 
     def __init__(self, dim: int, cutoff: float, width: int, depth: int, layers: int,
@@ -175,7 +176,7 @@ class GNNModel(BaselineModel):
     # -- model protocol (ddpd.model.api) -------------------------------------------------
     @classmethod
     def build(cls, stats: dict, params: dict) -> GNNModel:
-        p = parse_params(GNNParams, params, "train.model")
+        p = parse_params(cls.params_class, params, "train.model")
         cutoff = float(p.cutoff or stats["cutoff"])
         neighbours = float(stats["mean_neighbours"]) * (cutoff / float(stats["cutoff"])) ** int(
             stats["dim"])

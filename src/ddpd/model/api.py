@@ -5,6 +5,9 @@ A model is a ``torch.nn.Module`` with
 * ``hparams: dict`` (JSON-serialisable; everything to rebuild it) and the class methods
   ``build(stats, params) -> model`` (fresh, from dataset statistics and its ``train.model``
   section) and ``from_hparams(hparams) -> model`` (then ``load_state_dict``);
+* ``params_class``: the frozen dataclass of its ``train.model`` section (parsed with
+  :func:`ddpd.params.parse_params`; ``train.TrainParams`` checks the section with it, so a
+  configuration is refused before any job runs);
 * ``nll(snapshot: Snapshot, dt: float, mean_only: bool = False) -> Tensor``: the negative
   log-likelihood of the snapshot's increments SUMMED over its scored particles
   (``snapshot.idx0``); train.py divides by the number of scored particles. Exterior/absent
@@ -35,6 +38,7 @@ from ddpd.model.metriplectic import MetriplecticModel, Snapshot
 
 class DynamicsModel(Protocol):
     hparams: dict
+    params_class: type
 
     @classmethod
     def build(cls, stats: dict, params: dict) -> DynamicsModel: ...

@@ -25,6 +25,7 @@ from ddpd.model import bracket
 from ddpd.model.kernel_table import hermite_interpolate, unit_grid
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.nets import MLP, ConvexIncreasing
+from ddpd.model.params import ModelParams, parse_params
 from ddpd.model.teacher import teacher_entropy
 from ddpd.space.neighbours import Pairs
 
@@ -124,6 +125,9 @@ class MetriplecticModel(nn.Module):
     and rollouts alike; its cost no longer grows with the number of pairs; 0: the network
     on every pair).
     """
+
+    # the dataclass of its `train.model` section (checked with the configuration)
+    params_class = ModelParams
 
     def __init__(self, dim: int, cutoff: float, width: int, depth: int, teacher_features: int,
                  mass: float, learn_mass: bool, speed_scale: float, dt: float,
@@ -446,9 +450,8 @@ class MetriplecticModel(nn.Module):
     def build(cls, stats: dict, params: dict) -> MetriplecticModel:
         """A fresh model from dataset statistics and the ``train.model`` section."""
         from ddpd.coarse.dataset import cutoff_for_neighbours
-        from ddpd.model.params import ModelParams, parse_params
 
-        p = parse_params(ModelParams, params, "train.model")
+        p = parse_params(cls.params_class, params, "train.model")
         cutoff = p.cutoff or cutoff_for_neighbours(stats["number_density"], stats["dim"],
                                                    p.target_neighbours)
         model = cls(
