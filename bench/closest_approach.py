@@ -18,19 +18,20 @@ independent replica) shows how often real data come closer than the test run.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+
+from ddpd.stats.compute import load_statistics
 
 MODELS = ("floor", "metriplectic", "isothermal", "gnn", "dpd", "langevin")
 
 
 def rdf(stats_file: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """Bin centres r, g(r) and the dimension D of one statistics file."""
-    data = json.loads(stats_file.read_text())
+    data = load_statistics(stats_file)
     g = data["statistics"]["rdf"]
-    return np.asarray(g["x"], dtype=float), np.asarray(g["y"], dtype=float), int(data["dim"])
+    return g["x"], g["y"], int(data["dim"])
 
 
 def main() -> None:
@@ -38,7 +39,10 @@ def main() -> None:
     parser.add_argument("folders", nargs="+", type=Path, help="results/stats/<dataset>")
     args = parser.parse_args()
     for folder in args.folders:
-        r, g_truth, dim = rdf(folder / "truth.json")
+        try:
+            r, g_truth, dim = rdf(folder / "truth.json")
+        except (FileNotFoundError, ValueError) as exc:
+            parser.exit(2, f"closest_approach: {exc}\n")
         r0 = r[np.argmax(g_truth > 0)]
         print(f"{folder.name}: closest approach of the test run r0 = {r0:.3f} (bin centre)")
         print(f"  {'model':13s} {'f(r < r0)':>10s} {'max g(r < r0)':>14s} {'min r, g > 0':>13s}")
