@@ -2,9 +2,10 @@
 
 The learned kernels are finite at r = 0 and no training pair comes closer than the
 closest approach r0 of the data, so nothing in the fit holds particles apart below r0.
-From the radial distribution functions of ``results/stats/<dataset>/*.json`` this prints,
-per model: the fraction of the pairs within the rdf range that lie below r0 (the first
-bin where the truth's g(r) > 0),
+From the radial distribution functions of ``results/stats/<dataset>/<model>/seed<k>.json``
+(or ``<model>.json``, studies before rollout_seeds) this prints, per model and rollout seed:
+the fraction of the pairs within the rdf range that lie below r0 (the first bin where the
+truth's g(r) > 0),
 
     f = sum_{r < r0} g(r) r^(D-1) / sum_r g(r) r^(D-1),
 
@@ -45,18 +46,22 @@ def main() -> None:
             parser.exit(2, f"closest_approach: {exc}\n")
         r0 = r[np.argmax(g_truth > 0)]
         print(f"{folder.name}: closest approach of the test run r0 = {r0:.3f} (bin centre)")
-        print(f"  {'model':13s} {'f(r < r0)':>10s} {'max g(r < r0)':>14s} {'min r, g > 0':>13s}")
+        print(f"  {'model':19s} {'f(r < r0)':>10s} {'max g(r < r0)':>14s} {'min r, g > 0':>13s}")
         for model in MODELS:
-            path = folder / f"{model}.json"
-            if not path.is_file():
-                continue
-            # each file's own bins (a tracked field of view sets its own rdf range)
-            r_m, g, _ = rdf(path)
-            below = r_m < r0
-            weight = r_m ** (dim - 1)
-            fraction = (g[below] * weight[below]).sum() / (g * weight).sum()
-            largest = g[below].max() if below.any() else 0.0
-            print(f"  {model:13s} {fraction:10.2e} {largest:14.3f} {r_m[np.argmax(g > 0)]:13.3f}")
+            runs = [(model, folder / f"{model}.json")]
+            runs += [(f"{model} {path.stem}", path)
+                     for path in sorted((folder / model).glob("seed*.json"))]
+            for name, path in runs:
+                if not path.is_file():
+                    continue
+                # each file's own bins (a tracked field of view sets its own rdf range)
+                r_m, g, _ = rdf(path)
+                below = r_m < r0
+                weight = r_m ** (dim - 1)
+                fraction = (g[below] * weight[below]).sum() / (g * weight).sum()
+                largest = g[below].max() if below.any() else 0.0
+                print(f"  {name:19s} {fraction:10.2e} {largest:14.3f} "
+                      f"{r_m[np.argmax(g > 0)]:13.3f}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ def test_named_paths_are_checked(tmp_path, capsys):
     )
     assert code == 1
     assert "NAME=PATH" in capsys.readouterr().err
+    # one curve per name in a figure: a name given twice is refused, not silently dropped
+    code = main(["plot-statistics", "--stats", "a=1.json", "a=2.json", "--out-prefix",
+                 str(tmp_path / "fig")])
+    assert code == 1
+    assert "--stats: name(s) ['a'] given more than once" in capsys.readouterr().err
 
 
 def test_parser_requires_outputs():

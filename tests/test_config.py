@@ -83,3 +83,24 @@ def test_a_model_section_is_checked_by_each_learned_kind_before_any_job():
     config["learn"]["overrides"]["gnn"]["model"] = {"width": 32, "depth": 2}
     parsed = step_params(config)
     assert parsed["learn.overrides.metriplectic"].model["kernel_table"] == 256
+
+
+def test_rollout_seeds_own_the_rollout_seed_and_may_not_share_noise_streams():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate_config(config, SCHEMA)
+    assert len(config["rollout_seeds"]) > 1  # the default study reports a seed range
+    config["rollout"]["seed"] = 7
+    with pytest.raises(ConfigError, match="key 'rollout.seed': the study sets the rollouts' "
+                                          "noise seeds from 'rollout_seeds'"):
+        step_params(config)
+    del config["rollout"]["seed"]
+    config["rollout"]["n_rollouts"] = 2
+    config["rollout_seeds"] = [0, 5, 6]
+    with pytest.raises(ConfigError, match="'rollout_seeds': seeds 5 and 6 are closer than "
+                                          "rollout.n_rollouts = 2"):
+        step_params(config)
+    config["rollout_seeds"] = [0, 2, 4]
+    step_params(config)
+    config["rollout_seeds"] = [1, 1]
+    with pytest.raises(ConfigError, match="rollout_seeds"):
+        validate_config(config, SCHEMA)

@@ -46,15 +46,24 @@ def load_params(text: str) -> dict:
     return value
 
 
-def _named_paths(items: list[str], option: str) -> dict[str, Path]:
-    """Parse ``NAME=PATH`` pairs."""
-    out: dict[str, Path] = {}
+def _grouped_paths(items: list[str], option: str) -> dict[str, list[Path]]:
+    """Parse ``NAME=PATH`` pairs; a NAME given several times collects its paths in order."""
+    out: dict[str, list[Path]] = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"{option} expects NAME=PATH, got {item!r}")
-        out[name] = Path(path)
+        out.setdefault(name, []).append(Path(path))
     return out
+
+
+def _named_paths(items: list[str], option: str) -> dict[str, Path]:
+    """Parse ``NAME=PATH`` pairs, each NAME once."""
+    grouped = _grouped_paths(items, option)
+    twice = [name for name, paths in grouped.items() if len(paths) > 1]
+    if twice:
+        raise ValueError(f"{option}: name(s) {twice} given more than once")
+    return {name: paths[0] for name, paths in grouped.items()}
 
 
 def _log_devices() -> None:
@@ -164,7 +173,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
     from ddpd.stats.compare import compare_statistics
 
     compare_statistics(
-        a.truth, _named_paths(a.model, "--model"), a.out_csv, a.out_md, floor=a.floor
+        a.truth, _grouped_paths(a.model, "--model"), a.out_csv, a.out_md, floor=a.floor
     )
 
 
@@ -358,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "compare", cmd_compare, "relative RMS errors against the truth", params=False)
     p.add_argument("--truth", type=Path, required=True)
-    p.add_argument("--model", nargs="+", required=True, metavar="NAME=PATH")
+    p.add_argument("--model", nargs="+", required=True, metavar="NAME=PATH",
+                   help="a model's statistics; a NAME given again adds a rollout seed of it")
     p.add_argument("--floor", type=Path, default=None,
                    help="statistics of an independent replica: the error floor row")
     p.add_argument("--out-csv", type=Path, required=True)

@@ -140,9 +140,34 @@ def step_params(config: dict) -> dict[str, object]:
             parsed[path] = parse_params(train_cls, train_params(config, model), path)
         except (ValueError, TypeError) as exc:
             lines.append(f"config: section {path!r}: {exc}")
+    lines += rollout_seed_problems(config, parsed.get("rollout"))
     if lines:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return parsed
+
+
+def rollout_seed_problems(config: dict, rollout: object | None) -> list[str]:
+    """What is wrong with `rollout_seeds` beside the parsed `rollout` section (messages).
+
+    The study sets each rollout job's ``rollout.seed`` from `rollout_seeds`, so a
+    `rollout.seed` of its own would be ignored: refused. Rollout k of seed s draws its noise
+    from seed s + k (ddpd.rollout), so two seeds closer than `rollout.n_rollouts` would share
+    noise streams between their rollouts: refused.
+    """
+    seeds = config.get("rollout_seeds")
+    if seeds is None:
+        return []
+    if "seed" in config.get("rollout", {}):
+        return ["config: key 'rollout.seed': the study sets the rollouts' noise seeds from "
+                f"'rollout_seeds' ({seeds}); remove it"]
+    n_rollouts = getattr(rollout, "n_rollouts", 1)
+    ordered = sorted(seeds)
+    close = [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b - a < n_rollouts]
+    if close:
+        return [f"config: key 'rollout_seeds': seeds {close[0][0]} and {close[0][1]} are "
+                f"closer than rollout.n_rollouts = {n_rollouts} (rollout k of seed s uses "
+                "noise seed s + k): space them by at least that"]
+    return []
 
 
 def step_section(config: dict, path: str) -> object:

@@ -34,30 +34,42 @@ def _dataset_name(path: Path) -> str:
     return path.name.removesuffix(".csv").removesuffix("_errors")
 
 
-def _error_cell(error: float, ratio: float) -> str:
-    """``0.12 (3.4x)``: relative error and, where known, its ratio to the floor's."""
+def _error_cell(error: float, ratio: float, low: float = float("nan"),
+                high: float = float("nan"), n_seeds: int = 1) -> str:
+    """``0.12 (3.4x)``: relative error and, where known, its ratio to the floor's; with
+    several rollout seeds ``0.12 [0.1-0.15] (3.4x)``: their mean error and range."""
     if pd.isna(error):
         return "n/a"
-    return f"{error:.3g}" if pd.isna(ratio) else f"{error:.3g} ({ratio:.3g}x)"
+    cell = f"{error:.3g}"
+    if n_seeds > 1 and not (pd.isna(low) or pd.isna(high)):
+        cell += f" [{low:.3g}-{high:.3g}]"
+    return cell if pd.isna(ratio) else f"{cell} ({ratio:.3g}x)"
 
 
 def error_table(path: Path) -> pd.DataFrame:
     """One dataset's error table (ddpd compare CSV) as statistic x model cells.
 
     The ``floor`` (an independent replica, ddpd.stats.floor) comes first; a model's cell
-    reads ``e (r x)`` with r = e_model / e_floor where the CSV has it.
+    reads ``e (r x)`` with r = e_model / e_floor where the CSV has it, and
+    ``e [min-max] (r x)`` for a model rolled out with several seeds (e: their mean error).
     """
     table = pd.read_csv(path)
     missing = {"model", "statistic", "relative_error"} - set(table.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected a ddpd compare "
                          "error table")
-    if "error_over_floor" not in table.columns:
-        table["error_over_floor"] = float("nan")
+    # tables of one rollout seed per model, written before the seeds' columns, read as such
+    for column, default in (("error_over_floor", float("nan")), ("n_seeds", 1),
+                            ("relative_error_min", float("nan")),
+                            ("relative_error_max", float("nan"))):
+        if column not in table.columns:
+            table[column] = default
     table["cell"] = [
-        _error_cell(e, r) if m != "floor" else _error_cell(e, float("nan"))
-        for m, e, r in zip(table["model"], table["relative_error"], table["error_over_floor"],
-                           strict=True)
+        _error_cell(e, r if m != "floor" else float("nan"), low, high, int(n))
+        for m, e, r, low, high, n in zip(
+            table["model"], table["relative_error"], table["error_over_floor"],
+            table["relative_error_min"], table["relative_error_max"], table["n_seeds"],
+            strict=True)
     ]
     models = list(dict.fromkeys(table["model"]))
     models = [m for m in models if m == "floor"] + [m for m in models if m != "floor"]
@@ -111,7 +123,8 @@ def write_summary(
         parts += ["## Held-out errors (relative RMS error, shared/method.md §5)", "",
                   "Cells: relative error against the test replica, and in brackets that error "
                   "in units of the `floor`, the error of an independent replica of the same "
-                  "system (1x: as close as the data can tell).", ""]
+                  "system (1x: as close as the data can tell). A model rolled out with several "
+                  "noise seeds: the mean of their errors, then [smallest-largest].", ""]
         for path in errors:
             table = error_table(Path(path))
             parts += [f"### {_dataset_name(Path(path))}", "", table.to_markdown(index=False), ""]

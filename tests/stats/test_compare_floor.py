@@ -8,6 +8,7 @@ import pytest
 from synthetic_stats import random_walk
 from test_compare import write_stats
 
+from ddpd.cli import main
 from ddpd.io.h5md import Trajectory, read_trajectory, write_trajectory
 from ddpd.space.box import Box
 from ddpd.stats.compare import compare_statistics
@@ -48,6 +49,54 @@ def test_floor_row_and_ratio_in_tables(tmp_path):
     header = [line for line in summary.splitlines() if line.startswith("| statistic")][0]
     assert [c.strip() for c in header.strip("|").split("|")] == ["statistic", "floor", "model"]
     assert "0.1 (5x)" in summary and "1 (20x)" in summary
+
+
+def test_rollout_seeds_give_the_mean_error_and_its_range(tmp_path):
+    """One model rolled out with three noise seeds (``--model`` NAME repeated): the row is
+    the seeds' mean error with its range; a statistic NaN for one seed is NaN, not averaged
+    away; the floor ratio uses the mean."""
+    x = np.linspace(0, 1, 11)
+    truth = write_stats(tmp_path / "truth.json", {"msd": (x, 1 + x), "rdf": (x, 1 + x)},
+                        {"kinetic_temperature": 1.0})
+    floor = write_stats(tmp_path / "floor.json", {"msd": (x, 1.05 * (1 + x)),
+                                                  "rdf": (x, 1.05 * (1 + x))},
+                        {"kinetic_temperature": 1.01})
+    seeds = []
+    for k, (factor, rdf) in enumerate([(1.1, 1.0), (1.3, 1.2), (1.6, np.nan)]):
+        seeds.append(write_stats(tmp_path / f"seed{k}.json",
+                                 {"msd": (x, factor * (1 + x)), "rdf": (x, rdf * (1 + x))},
+                                 {"kinetic_temperature": 1.0 + 0.01 * k}))
+    single = write_stats(tmp_path / "single.json", {"msd": (x, 2 * (1 + x)),
+                                                    "rdf": (x, 1 + x)},
+                         {"kinetic_temperature": 1.5})
+    code = main(["compare", "--truth", str(truth), "--floor", str(floor), "--model"]
+                + [f"ours={path}" for path in seeds] + [f"other={single}",
+                "--out-csv", str(tmp_path / "e.csv"), "--out-md", str(tmp_path / "e.md")])
+    assert code == 0
+    rows = {(r["model"], r["statistic"]): r for r in csv.DictReader((tmp_path / "e.csv").open())}
+    ours = rows["ours", "msd"]
+    assert float(ours["relative_error"]) == pytest.approx((0.1 + 0.3 + 0.6) / 3)
+    assert float(ours["relative_error_min"]) == pytest.approx(0.1)
+    assert float(ours["relative_error_max"]) == pytest.approx(0.6)
+    assert ours["n_seeds"] == "3"
+    assert float(ours["error_over_floor"]) == pytest.approx((1.0 / 3) / 0.05)
+    assert rows["ours", "rdf"]["relative_error"] == "nan"  # seed 2 has no finite g(r)
+    assert float(rows["ours", "kinetic_temperature"]["relative_error_max"]) == pytest.approx(0.02)
+    assert rows["other", "msd"]["n_seeds"] == "1"
+    assert rows["floor", "msd"]["relative_error_min"] == rows["floor", "msd"]["relative_error"]
+    md = (tmp_path / "e.md").read_text()
+    assert "Rollout seeds per model: ours 3, other 1" in md
+    assert "| msd | 0.05 | 0.333 (0.1-0.6) | 1 |" in md
+    assert "| rdf | 0.05 | n/a | 0 |" in md
+
+    write_summary([tmp_path / "e.csv"], [], [], tmp_path / "summary.md")
+    summary = (tmp_path / "summary.md").read_text()
+    assert "0.333 [0.1-0.6] (6.67x)" in summary and "| 1 (20x) " in summary
+    # a table written before the seeds' columns still reads (one seed per model)
+    old = tmp_path / "old.csv"
+    old.write_text("model,statistic,relative_error,error_over_floor\nm,msd,0.2,4\n")
+    write_summary([old], [], [], tmp_path / "old.md")
+    assert "0.2 (4x)" in (tmp_path / "old.md").read_text()
 
 
 def test_without_floor_no_ratio_and_reserved_name(tmp_path):

@@ -39,8 +39,10 @@ def cluster(tmp_path_factory):
 
 
 def test_smoke_dag_through_slurm_profile(cluster, tmp_path):
+    # our model and one rollout seed (the baselines and the second seed run the same rules
+    # in the local smoke test)
     one_model = tmp_path / "one_model.yaml"
-    one_model.write_text("learn:\n  models: [metriplectic]\n")
+    one_model.write_text("learn:\n  models: [metriplectic]\nrollout_seeds: [0]\n")
     rules = snakemake(tmp_path, "--list-rules", "--configfile", str(SMOKE))
     assert rules.returncode == 0, describe(rules)
     submitted = set(rules.stdout.split()) - NOT_SUBMITTED

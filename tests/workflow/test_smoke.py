@@ -54,19 +54,33 @@ def test_models_are_trained_rolled_out_and_evaluated(smoke_study):
     for dataset in CONFIG["learn"]["datasets"]:
         curve = (results / "models" / dataset / "metriplectic" / "learning_curve.csv").read_text()
         assert len(curve.strip().splitlines()) >= 2
-        rollout = read_trajectory(results / "rollouts" / dataset / "metriplectic.h5")
-        assert np.isfinite(rollout.position[rollout.present]).all()
-        if rollout.box.boundary != "open":  # open boxes exchange momentum with the data
-            # momentum is conserved exactly by the structure (shared/method.md §2)
-            p = rollout.observables["total_momentum"]
-            scale = np.abs(rollout.velocity).sum(axis=(1, 2)).max()
-            assert np.abs(p - p[0]).max() <= 1e-3 * scale
-        for name in ("truth", "floor", "metriplectic", "langevin"):
-            stats = json.loads((results / "stats" / dataset / f"{name}.json").read_text())
-            assert _finite_json(stats)
+        # one rollout per noise seed, from the same start, with different noise
+        seeds = CONFIG["rollout_seeds"]
+        rollouts = [read_trajectory(results / "rollouts" / dataset / "metriplectic" /
+                                    f"seed{seed}.h5") for seed in seeds]
+        assert [r.metadata["seed"] for r in rollouts] == seeds
+        np.testing.assert_array_equal(rollouts[0].position[0], rollouts[1].position[0])
+        assert not np.array_equal(rollouts[0].velocity[-1], rollouts[1].velocity[-1])
+        for rollout in rollouts:
+            assert np.isfinite(rollout.position[rollout.present]).all()
+            if rollout.box.boundary != "open":  # open boxes exchange momentum with the data
+                # momentum is conserved exactly by the structure (shared/method.md §2)
+                p = rollout.observables["total_momentum"]
+                scale = np.abs(rollout.velocity).sum(axis=(1, 2)).max()
+                assert np.abs(p - p[0]).max() <= 1e-3 * scale
+        stats = [results / "stats" / dataset / f"{name}.json" for name in ("truth", "floor")]
+        stats += [results / "stats" / dataset / model / f"seed{seed}.json"
+                  for model in ("metriplectic", "langevin") for seed in seeds]
+        for path in stats:
+            assert _finite_json(json.loads(path.read_text())), path
         errors = (results / "tables" / f"{dataset}_errors.md").read_text()
         assert "metriplectic" in errors and "langevin" in errors
         assert "| statistic | floor | metriplectic |" in errors  # the error floor column
+        assert f"Rollout seeds per model: metriplectic {len(seeds)}," in errors
+        table = (results / "tables" / f"{dataset}_errors.csv").read_text().splitlines()
+        assert table[0].endswith(",relative_error_min,relative_error_max,n_seeds")
+        assert all(row.endswith(f",{len(seeds)}") for row in table[1:]
+                   if not row.startswith("floor,"))
         for figure in ("statistics", "learning_curve", "conservation"):
             for ext in ("png", "pdf"):
                 assert (results / "figures" / f"{dataset}_{figure}.{ext}").stat().st_size > 1000

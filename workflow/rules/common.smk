@@ -42,6 +42,7 @@ wildcard_constraints:
     condition="|".join(map(re.escape, STAR_CONDITIONS)) or "NONE",
     split="|".join(SPLITS),
     replica=r"\d+",
+    seed=r"\d+",
     model="|".join(["langevin", *config["learn"]["models"]]),
 
 
@@ -120,6 +121,23 @@ def dataset_params(dataset):
 
 LEARNED_MODELS = config["learn"]["models"]
 MODELS = [*LEARNED_MODELS, "langevin"]
+# one rollout per noise seed of every model; the first is the one the figures show
+ROLLOUT_SEEDS = config["rollout_seeds"]
+FIRST_SEED = ROLLOUT_SEEDS[0]
+
+
+def rollout_params(w):
+    """The `rollout` section with the noise seed of the job's `seed` wildcard."""
+    return as_json({**config["rollout"], "seed": int(w.seed)})
+
+
+def seed_statistics(w):
+    """Every model's statistics, one file per rollout seed (ddpd compare's NAME=PATH list)."""
+    return [
+        f"results/stats/{w.dataset}/{m}/seed{s}.json"
+        for m in MODELS
+        for s in ROLLOUT_SEEDS
+    ]
 
 
 def train_params(model):

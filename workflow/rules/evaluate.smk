@@ -69,13 +69,13 @@ rule statistics_truth:
 
 rule statistics_model:
     input:
-        trajectory="results/rollouts/{dataset}/{model}.h5",
+        trajectory="results/rollouts/{dataset}/{model}/seed{seed}.h5",
     output:
-        stats="results/stats/{dataset}/{model}.json",
+        stats="results/stats/{dataset}/{model}/seed{seed}.json",
     log:
-        "results/logs/statistics/{dataset}_{model}.log",
+        "results/logs/statistics/{dataset}_{model}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/statistics/{dataset}_{model}.tsv"
+        "results/benchmarks/statistics/{dataset}_{model}_seed{seed}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -93,7 +93,7 @@ rule compare:
     input:
         truth="results/stats/{dataset}/truth.json",
         floor="results/stats/{dataset}/floor.json",
-        models=expand("results/stats/{{dataset}}/{model}.json", model=MODELS),
+        models=seed_statistics,
     output:
         csv="results/tables/{dataset}_errors.csv",
         md=report(
@@ -111,7 +111,7 @@ rule compare:
         mem_mb=1000,
         runtime=5,
     params:
-        models=lambda w, input: [f"{m}={p}" for m, p in zip(MODELS, input.models)],
+        models=lambda w, input: [f"{Path(p).parent.name}={p}" for p in input.models],
     shell:
         "ddpd compare --truth {input.truth} --model {params.models} --floor {input.floor}"
         " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
@@ -121,7 +121,12 @@ rule plot_statistics:
     input:
         truth="results/stats/{dataset}/truth.json",
         floor="results/stats/{dataset}/floor.json",
-        models=expand("results/stats/{{dataset}}/{model}.json", model=MODELS),
+        # the first rollout seed's statistics (the error tables give all seeds' range)
+        models=expand(
+            "results/stats/{{dataset}}/{model}/seed{seed}.json",
+            model=MODELS,
+            seed=FIRST_SEED,
+        ),
     output:
         png=report(
             "results/figures/{dataset}_statistics.png",
@@ -173,7 +178,7 @@ rule plot_learning_curve:
 
 rule plot_conservation:
     input:
-        rollout="results/rollouts/{dataset}/metriplectic.h5",
+        rollout=f"results/rollouts/{{dataset}}/metriplectic/seed{FIRST_SEED}.h5",
     output:
         png=report(
             "results/figures/{dataset}_conservation.png",

@@ -6,7 +6,7 @@ rule lammps_export:
         model="results/models/{dataset}/metriplectic/model.pt",
         dataset="results/datasets/{dataset}.h5",
         # the (S, V) range of the tables covers where the model's own rollout goes
-        rollout="results/rollouts/{dataset}/metriplectic.h5",
+        rollout=f"results/rollouts/{{dataset}}/metriplectic/seed{FIRST_SEED}.h5",
     output:
         tables="results/lammps/{dataset}/tables.npz",
         errors=report(

@@ -1,4 +1,4 @@
-# Coarse rollouts from held-out (test) initial states.
+# Coarse rollouts from held-out (test) initial states, one per noise seed (rollout_seeds).
 
 
 rule rollout_model:
@@ -7,11 +7,11 @@ rule rollout_model:
         hparams="results/models/{dataset}/{model}/hparams.json",
         dataset="results/datasets/{dataset}.h5",
     output:
-        rollout="results/rollouts/{dataset}/{model}.h5",
+        rollout="results/rollouts/{dataset}/{model}/seed{seed}.h5",
     log:
-        "results/logs/rollout/{dataset}_{model}.log",
+        "results/logs/rollout/{dataset}_{model}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/rollout/{dataset}_{model}.tsv"
+        "results/benchmarks/rollout/{dataset}_{model}_seed{seed}.tsv"
     wildcard_constraints:
         model="|".join(LEARNED_MODELS),
     conda:
@@ -22,7 +22,7 @@ rule rollout_model:
         runtime=60,
         gpu=1,
     params:
-        rollout=as_json(config["rollout"]),
+        rollout=rollout_params,
         model_dir=lambda w, input: str(Path(input.model).parent),
     shell:
         "ddpd rollout --params {params.rollout:q} --model-dir {params.model_dir}"
@@ -35,11 +35,11 @@ rule rollout_langevin:
         fit="results/models/{dataset}/langevin/fit.json",
         dataset="results/datasets/{dataset}.h5",
     output:
-        rollout="results/rollouts/{dataset}/langevin.h5",
+        rollout="results/rollouts/{dataset}/langevin/seed{seed}.h5",
     log:
-        "results/logs/rollout/{dataset}_langevin.log",
+        "results/logs/rollout/{dataset}_langevin_seed{seed}.log",
     benchmark:
-        "results/benchmarks/rollout/{dataset}_langevin.tsv"
+        "results/benchmarks/rollout/{dataset}_langevin_seed{seed}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -47,7 +47,7 @@ rule rollout_langevin:
         mem_mb=2000,
         runtime=20,
     params:
-        rollout=as_json(config["rollout"]),
+        rollout=rollout_params,
     shell:
         "ddpd rollout-langevin --params {params.rollout:q} --fit {input.fit}"
         " --dataset {input.dataset} --out {output.rollout} > {log} 2>&1"

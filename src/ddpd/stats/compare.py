@@ -18,6 +18,13 @@ perfect model from the sampling noise of two finite runs alone. With it every ta
 has a ``floor`` row (CSV; a column in the markdown table) and each model's error in
 units of the floor, e_model / e_floor (1 = as close as an independent replica; NaN
 where the floor is NaN or zero).
+
+Rollout seeds: one trained model rolled out with several noise seeds gives one statistics
+file per seed. Its row is then the mean of the seeds' errors, with their smallest and
+largest (CSV columns ``relative_error_min``, ``relative_error_max``, ``n_seeds``; markdown
+cells ``mean (min-max)``): one rollout's error scatters by tens of percent between seeds
+(bench/model.md), so a single seed cannot rank two models that close. A statistic that is NaN
+for any seed (e.g. a rollout that diverged) is NaN in the mean, not averaged away.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +100,39 @@ def _cell(value: float, digits: int = 3) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}g}"
 
 
+def _range_cell(mean: float, low: float, high: float, n_seeds: int) -> str:
+    """``0.185 (0.159-0.227)``: mean over rollout seeds and their range; one seed: the value."""
+    if n_seeds == 1 or math.isnan(mean):
+        return _cell(mean)
+    return f"{_cell(mean)} ({_cell(low)}-{_cell(high)})"
+
+
+def seed_summary(per_seed: list[dict[str, float]]) -> dict[str, tuple[float, float, float]]:
+    """statistic -> (mean, min, max) of the relative errors of several rollout seeds.
+
+    NaN for a statistic if any seed has NaN there: a seed that diverged or lacks the
+    statistic is not averaged away.
+    """
+    out = {}
+    for stat in per_seed[0]:
+        values = [errors[stat] for errors in per_seed]
+        if any(math.isnan(v) for v in values):
+            out[stat] = (math.nan, math.nan, math.nan)
+        else:
+            out[stat] = (float(np.mean(values)), min(values), max(values))
+    return out
+
+
+def _as_paths(name: str, paths: Path | str | Sequence[Path | str]) -> list[Path]:
+    found = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    if not found:
+        raise ValueError(f"model {name!r}: no statistics file given")
+    return found
+
+
 def compare_statistics(
     truth: Path,
-    models: dict[str, Path],
+    models: Mapping[str, Path | Sequence[Path]],
     out_csv: Path,
     out_md: Path,
     floor: Path | None = None,
@@ -103,29 +141,36 @@ def compare_statistics(
 
     Args:
         truth: statistics JSON of the reference trajectory.
-        models: model name -> statistics JSON of its rollout.
-        out_csv: long-form CSV with columns model, statistic, relative_error,
-            error_over_floor (e_model / e_floor; nan without a floor); the floor's rows
-            have model ``floor``.
+        models: model name -> statistics JSON of its rollout, or a list of them, one per
+            rollout seed of the same trained model (module docstring).
+        out_csv: long-form CSV with columns model, statistic, relative_error (the mean over
+            the seeds), error_over_floor (that mean / e_floor; nan without a floor),
+            relative_error_min, relative_error_max, n_seeds; the floor's rows have model
+            ``floor``.
         out_md: markdown tables, one row per statistic, one column per model (and the
             floor), then the errors in units of the floor.
         floor: statistics JSON of an independent replica in the rollouts' window
             (ddpd.stats.floor), or None for no floor.
 
     Returns:
-        model (and ``floor``) -> statistic -> relative error.
+        model (and ``floor``) -> statistic -> relative error (mean over the seeds).
     """
     if not models:
         raise ValueError("compare_statistics needs at least one model statistics file")
     if FLOOR in models:
         raise ValueError(f"model name {FLOOR!r} is reserved for the error floor")
+    runs = {name: _as_paths(name, paths) for name, paths in models.items()}
     truth_stats = load_statistics(truth)
-    table = {name: statistic_errors(truth_stats, load_statistics(path))
-             for name, path in models.items()}
+    summaries = {name: seed_summary([statistic_errors(truth_stats, load_statistics(path))
+                                     for path in paths])
+                 for name, paths in runs.items()}
     floor_errors = None
     if floor is not None:
         floor_errors = statistic_errors(truth_stats, load_statistics(floor))
-        table[FLOOR] = floor_errors
+        summaries[FLOOR] = {stat: (e, e, e) for stat, e in floor_errors.items()}
+    n_seeds = {name: len(paths) for name, paths in runs.items()} | {FLOOR: 1}
+    table = {name: {stat: values[0] for stat, values in summary.items()}
+             for name, summary in summaries.items()}
     names = list(truth_stats["statistics"]) + [
         name for name in truth_stats.get("scalars", {}) if name not in NOT_COMPARED]
     ratios = {model: {stat: (over_floor(errors[stat], floor_errors[stat])
@@ -134,11 +179,14 @@ def compare_statistics(
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model", "statistic", "relative_error", "error_over_floor"])
-    for model, errors in table.items():
+    writer.writerow(["model", "statistic", "relative_error", "error_over_floor",
+                     "relative_error_min", "relative_error_max", "n_seeds"])
+    for model, summary in summaries.items():
         for stat in names:
+            mean, low, high = summary[stat]
             writer.writerow([model, stat] + ["nan" if math.isnan(v) else f"{v:.6g}"
-                                             for v in (errors[stat], ratios[model][stat])])
+                                             for v in (mean, ratios[model][stat], low, high)]
+                            + [n_seeds[model]])
     with atomic_path(out_csv) as tmp:
         Path(tmp).write_text(buffer.getvalue())
 
@@ -147,15 +195,20 @@ def compare_statistics(
         f"Relative RMS error ||y_model - y_truth|| / ||y_truth|| against `{Path(truth).name}`",
         "(scalars: |model - truth| / |truth|; n/a: not available).",
     ]
+    if max(n_seeds[m] for m in models) > 1:
+        seeds = ", ".join(f"{m} {n_seeds[m]}" for m in models)
+        lines += [f"Rollout seeds per model: {seeds}; cells with several read mean (min-max) "
+                  "over the seeds."]
     if floor is not None:
         lines += [f"`{FLOOR}`: an independent replica (`{Path(floor).name}`) scored the same "
                   "way: the error a perfect model would show (sampling noise of finite runs)."]
     lines += ["", "| statistic | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for stat in names:
-        lines.append(f"| {stat} | " + " | ".join(_cell(table[m][stat]) for m in columns) + " |")
+        lines.append(f"| {stat} | " + " | ".join(
+            _range_cell(*summaries[m][stat], n_seeds[m]) for m in columns) + " |")
     if floor is not None:
         lines += ["", "Error in units of the floor, e_model / e_floor (1: as good as an "
-                  "independent replica).", "",
+                  "independent replica; several seeds: their mean error).", "",
                   "| statistic | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
         for stat in names:
             lines.append(f"| {stat} | " + " | ".join(_cell(ratios[m][stat]) for m in models)
