@@ -48,6 +48,28 @@ def test_outputs_and_learning(dataset, tmp_path):
     assert nll == pytest.approx(min(val), rel=1e-4)
 
 
+def test_core_prior_sits_below_the_training_data_and_leaves_the_fit_unchanged(dataset,
+                                                                              tmp_path):
+    """train.model.core_repulsion: r0 is the closest approach of the training snapshots, so
+    no training pair feels the prior; training follows the run without it step for step."""
+    plain = dict(PARAMS, epochs=2)
+    cored = dict(plain, model=dict(PARAMS["model"], core_repulsion=20.0))
+    train(dataset, plain, tmp_path / "plain", device="cpu")
+    train(dataset, cored, tmp_path / "core", device="cpu")
+    data = load_dataset(dataset)
+    model = load_model(tmp_path / "core")
+    r0 = train_module.closest_approach(snapshots(data, "train", model.cutoff))
+    assert model.has_core and model.core_radius == pytest.approx(r0, rel=1e-6)
+    assert not load_model(tmp_path / "plain").has_core
+    a, b = _curve(tmp_path / "plain" / "learning_curve.csv"), _curve(
+        tmp_path / "core" / "learning_curve.csv")
+    assert [r["train_nll"] for r in a] == [r["train_nll"] for r in b]
+    state_a = torch.load(tmp_path / "plain" / "model.pt", weights_only=True)
+    state_b = torch.load(tmp_path / "core" / "model.pt", weights_only=True)
+    for name, value in state_a.items():
+        torch.testing.assert_close(state_b[name], value, rtol=0, atol=0)
+
+
 def test_seed_determinism(dataset, tmp_path):
     train(dataset, PARAMS, tmp_path / "a", device="cpu")
     train(dataset, PARAMS, tmp_path / "b", device="cpu")

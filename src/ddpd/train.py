@@ -197,6 +197,16 @@ def mean_nll(model, snaps, dt: float, batch_frames: int, loss=None) -> float:
     return total / max(count, 1)
 
 
+def closest_approach(snaps: list) -> float:
+    """The smallest pair distance r_ij in the snapshots (both frames of each pair)."""
+    closest = math.inf
+    for snap in snaps:
+        for pairs in (snap.pairs0, snap.pairs1):
+            if len(pairs.i):
+                closest = min(closest, float(torch.sqrt((pairs.r * pairs.r).sum(-1)).min()))
+    return closest
+
+
 def resume_key(info: dict) -> str:
     """What a checkpoint's run must share with a new run to be resumed by it.
 
@@ -273,6 +283,8 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         pick = torch.linspace(0, len(val_snaps) - 1, p.validation_frames).round().long()
         val_snaps = [val_snaps[int(k)] for k in pick]
 
+    if hasattr(model, "set_core_radius"):  # r0 of the pair core prior (train.model)
+        model.set_core_radius(closest_approach(train_snaps))
     calibration = None
     if p.calibrate and hasattr(model, "calibrate"):
         pick = torch.linspace(0, len(train_snaps) - 1, min(32, len(train_snaps))).round().long()

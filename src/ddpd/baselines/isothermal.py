@@ -168,7 +168,8 @@ class IsothermalModel(MetriplecticModel):
 
     @torch.no_grad()
     def observables(self, state: State, box) -> dict[str, torch.Tensor]:
-        """entropy NaN (N,), total_energy = kinetic + sum U(0, V_i) (not conserved: bath),
+        """entropy NaN (N,), total_energy = kinetic + sum U(0, V_i) + core prior (not
+        conserved: bath),
         total_entropy NaN, total_momentum (D,)."""
         pairs = state.pairs if state.pairs is not None else neighbour_pairs(
             state.q, box, self.cutoff, state.offset)
@@ -178,5 +179,6 @@ class IsothermalModel(MetriplecticModel):
         U = self.internal_energy(torch.zeros_like(d), 1.0 / d)
         nan = torch.tensor(math.nan, dtype=state.v.dtype, device=state.v.device)
         return dict(entropy=torch.full_like(state.S, torch.nan),
-                    total_energy=self.total_energy(state.v, U), total_entropy=nan,
+                    total_energy=self.total_energy(state.v, U, self.core_energy(pairs)),
+                    total_entropy=nan,
                     total_momentum=self.mass * torch.nansum(state.v, dim=0))

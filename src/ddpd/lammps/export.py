@@ -223,6 +223,14 @@ def _max_errors(exact: np.ndarray, approx: np.ndarray, names: list[str]) -> dict
     return out
 
 
+def require_lammps_port(model, model_dir: Path | str) -> None:
+    """Refuse a model with a part the LAMMPS port does not compute (the pair core prior)."""
+    if getattr(model, "has_core", False):
+        raise ValueError(f"{model_dir}: trained with train.model.core_repulsion = "
+                         f"{model.core_repulsion}; the LAMMPS port has no pair core prior yet "
+                         "(train with core_repulsion 0 to run the model in LAMMPS)")
+
+
 def export_tables(model_dir: Path, out_npz: Path, params: dict,
                   dataset: Path | None = None, rollout: Path | None = None) -> dict:
     """Tabulate a trained model's w, U and (a, b, c) and write them to ``out_npz``.
@@ -253,6 +261,7 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
     if not isinstance(model, MetriplecticModel):
         raise ValueError(f"{model_dir}: lammps export needs a metriplectic model, got "
                          f"{type(model).__name__}")
+    require_lammps_port(model, model_dir)
     S_range, V_range = p.entropy_range, p.volume_range
     if S_range is None or V_range is None:
         if dataset is None:

@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ddpd.io import Trajectory, write_trajectory
-from ddpd.lammps.export import PairTerms, Tables, table_rates
+from ddpd.lammps.export import PairTerms, Tables, require_lammps_port, table_rates
 from ddpd.params import parse_params, require
 from ddpd.simulate.engine import close, command, commands, create_lammps, gather
 from ddpd.space.box import Box
@@ -224,6 +224,7 @@ class TorchBackend:
     def __init__(self, model: Any, skin: float = 0.0):
         import torch
 
+        require_lammps_port(model, "model")
         self.torch = torch
         self.model = model.double().eval()
         self.dim = model.dim
@@ -765,6 +766,7 @@ def rollout_start(model_dir: Path, dataset: Path, replicate: tuple[int, ...]) ->
     from ddpd.space.neighbours import neighbour_pairs
 
     model = load_model(Path(model_dir)).double().eval()
+    require_lammps_port(model, model_dir)
     data = load_dataset(Path(dataset))
     if not data.splits.get("test"):
         raise ValueError(f"{dataset}: no test trajectory to start the lammps rollout from")

@@ -17,7 +17,8 @@
   step if total S would decrease; the noise and the noise-induced drift k_B div M follow.
   (2) Reversible part: symplectic Euler for (q, v) at fixed S, then (periodic boxes) a
   projection of the peculiar velocities v - <v> by one factor that restores the total energy
-  exactly and leaves the momentum unchanged. Sheared and open boxes exchange energy with the
+  (with the pair core prior's energy where the model has one) exactly and leaves the
+  momentum unchanged. Sheared and open boxes exchange energy with the
   outside, so there the projection is not applied.
   With ``friction_scheme == 'midpoint'`` (train.model.friction_scheme) step (1) is one
   combined update: the friction drift is taken at the midpoint velocities, solved together
@@ -237,9 +238,12 @@ def exact_energy_step(model: MetriplecticModel, state: State, box: Box, dt: floa
     # (2) reversible part: symplectic Euler at fixed S, then energy projection.
     present = torch.isfinite(state.q).all(-1)
     U_now, _, P_now, _ = model.thermo(state.S, terms.V, second=False)
-    energy_before = model.total_energy(state.v, U_now.detach())
+    energy_before = model.total_energy(state.v, U_now.detach(), model.core_energy(pairs))
     F = bracket.conservative_force(P_now.detach(), terms.d, kernel[1], terms.e,
                                    pairs.i, pairs.j)
+    if model.has_core:
+        F = F + model.core_force(terms.e, terms.s * model.cutoff, pairs.i, pairs.j,
+                                 len(state.v))
     v = state.v + F / model.mass * dt
     moved = _advance_positions(model, state.q, v, box, state, dt)
     if box.boundary == "periodic":
@@ -353,7 +357,8 @@ def _project_energy(model: MetriplecticModel, state: State, energy: torch.Tensor
     mean = v[present].mean(0)
     peculiar = v - mean
     kinetic_rel = 0.5 * model.mass * torch.nansum(peculiar * peculiar)
-    kinetic_needed = energy - torch.nansum(U) - 0.5 * model.mass * present.sum() * (mean @ mean)
+    kinetic_needed = (energy - torch.nansum(U) - model.core_energy(pairs)
+                      - 0.5 * model.mass * present.sum() * (mean @ mean))
     if kinetic_needed <= 0 or kinetic_rel <= 0:
         raise FloatingPointError(
             "exact-energy step: the reversible step's energy error exceeds the peculiar "

@@ -27,7 +27,7 @@ from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.nets import MLP, ConvexIncreasing
 from ddpd.model.params import ModelParams, parse_params
 from ddpd.model.teacher import teacher_entropy
-from ddpd.space.neighbours import Pairs
+from ddpd.space.neighbours import Pairs, neighbour_pairs
 
 
 def thermo_by_autograd(internal_energy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -123,7 +123,11 @@ class MetriplecticModel(nn.Module):
     kernel_table (G > 0: phi_w is evaluated with its slope on G + 1 nodes of [0, 1] and
     interpolated by cubic Hermite polynomials, :mod:`ddpd.model.kernel_table`, in training
     and rollouts alike; its cost no longer grows with the number of pairs; 0: the network
-    on every pair).
+    on every pair),
+    core_repulsion, core_radius (the pair core prior psi(r) = eps m sigma_v^2 (1 - r/r0)^2
+    below r0 = core_radius, the training data's closest approach (:meth:`set_core_radius`);
+    it adds to the energy and the conservative force, :meth:`core_pair_energy`; off when
+    either is 0).
     """
 
     # the dataclass of its `train.model` section (checked with the configuration)
@@ -134,15 +138,20 @@ class MetriplecticModel(nn.Module):
                  friction: tuple[float, float, float], d_ref: float, delta_v_scale: float,
                  jitter: float = 1e-4, friction_scheme: str = "midpoint",
                  learn_k_B: bool = True, kernel_shape: str = "monotone",
-                 kernel_table: int = 0):
+                 kernel_table: int = 0, core_repulsion: float = 0.0, core_radius: float = 0.0):
         super().__init__()
         self.hparams = dict(
             dim=dim, cutoff=cutoff, width=width, depth=depth, teacher_features=teacher_features,
             mass=mass, learn_mass=learn_mass, speed_scale=speed_scale, dt=dt,
             friction=list(friction), d_ref=d_ref, delta_v_scale=delta_v_scale, jitter=jitter,
             friction_scheme=friction_scheme, learn_k_B=learn_k_B, kernel_shape=kernel_shape,
-            kernel_table=kernel_table,
+            kernel_table=kernel_table, core_repulsion=core_repulsion, core_radius=core_radius,
         )
+        if core_repulsion < 0 or core_radius < 0:
+            raise ValueError(f"train.model.core_repulsion: expected >= 0 with a core radius "
+                             f">= 0, got {core_repulsion!r} and {core_radius!r}")
+        self.core_repulsion = float(core_repulsion)
+        self.core_radius = float(core_radius)
         if kernel_table != 0 and kernel_table < 2:
             raise ValueError(f"train.model.kernel_table: expected 0 (off) or at least 2 "
                              f"intervals, got {kernel_table!r}")
@@ -278,6 +287,44 @@ class MetriplecticModel(nn.Module):
     def self_weight(self, like: torch.Tensor) -> torch.Tensor:
         return self.kernel(torch.zeros((), dtype=like.dtype, device=like.device))
 
+    # -- the pair core prior ---------------------------------------------------------------
+    @property
+    def has_core(self) -> bool:
+        return self.core_repulsion > 0 and self.core_radius > 0
+
+    def set_core_radius(self, r0: float) -> None:
+        """r0 of the core prior: the closest approach of any pair in the training data."""
+        if not (math.isfinite(r0) and 0 < r0 <= self.cutoff):
+            raise ValueError(f"core radius: expected the data's closest approach in (0, "
+                             f"{self.cutoff}], got {r0!r}")
+        self.core_radius = float(r0)
+        self.hparams["core_radius"] = float(r0)
+
+    def core_pair_energy(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """psi(r) = eps m sigma_v^2 (1 - r/r0)^2 for r < r0, else 0, and dpsi/dr (P,).
+
+        eps = core_repulsion, r0 = core_radius. psi and dpsi/dr vanish at r0, so the force
+        -dpsi/dr e_ij is continuous; at contact it is 2 eps m sigma_v^2 / r0. A pair term of
+        E, independent of S and v: L dS = 0 and M dE = 0 hold as before (M acts on v and S,
+        where dE is unchanged).
+        """
+        x = torch.clamp(1.0 - r / self.core_radius, min=0.0)
+        scale = self.core_repulsion * self.energy_scale
+        return scale * x * x, -2.0 * scale * x / self.core_radius
+
+    def core_force(self, e: torch.Tensor, r: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                   n: int) -> torch.Tensor:
+        """F_i = -sum_j dpsi/dr(r_ij) e_ij (N, D), +/- per pair (momentum exact)."""
+        _, slope = self.core_pair_energy(r)
+        return bracket.scatter_pairs(-slope[:, None] * e, i, j, n, sign_j=-1.0)
+
+    def core_energy(self, pairs: Pairs) -> torch.Tensor:
+        """sum over pairs of psi(r_ij) (0-d; 0 when the prior is off)."""
+        if not self.has_core:
+            return torch.zeros((), dtype=pairs.r.dtype, device=pairs.r.device)
+        r = torch.sqrt((pairs.r * pairs.r).sum(-1))
+        return torch.nansum(self.core_pair_energy(r)[0])
+
     # -- physics at a state ------------------------------------------------------------
     def pair_geometry(self, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
         r = torch.sqrt((pairs.r * pairs.r).sum(-1))
@@ -313,6 +360,8 @@ class MetriplecticModel(nn.Module):
         V = 1.0 / d
         U, T, P, dT = self.thermo(S, V)
         F = bracket.conservative_force(P, d, dw_dr, e, i, j)
+        if self.has_core:
+            F = F + self.core_force(e, s * self.cutoff, i, j, n)
         mass = self.mass
         v_ij = v[i] - v[j] + pairs.jump
         amp, amp_di, amp_dj = bracket.pair_amplitudes_and_slopes(s, T[i], T[j],
@@ -339,10 +388,12 @@ class MetriplecticModel(nn.Module):
         out = bracket.scatter_pair_vectors(pair_drift, pairs.i, pairs.j, v.shape[0])
         return out + torch.cat([terms.F / self.mass, torch.zeros_like(out[:, -1:])], dim=1)
 
-    def total_energy(self, v: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
-        """E = sum_i m |v_i|^2 / 2 + U_i over present particles."""
+    def total_energy(self, v: torch.Tensor, U: torch.Tensor,
+                     core: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """E = sum_i (m |v_i|^2 / 2 + U_i) over present particles + ``core``, the pair core
+        prior's energy (:meth:`core_energy`)."""
         kinetic = 0.5 * self.mass * (v * v).sum(-1)
-        return torch.nansum(kinetic + U)
+        return torch.nansum(kinetic + U) + core
 
     # -- learning ----------------------------------------------------------------------
     def nll(self, snap: Snapshot, dt: float, mean_only: bool = False,
@@ -460,7 +511,7 @@ class MetriplecticModel(nn.Module):
             speed_scale=stats["speed_scale"], dt=stats["dt"], friction=tuple(stats["friction"]),
             d_ref=stats["d_ref"], delta_v_scale=stats["delta_v_scale"], jitter=p.jitter,
             friction_scheme=p.friction_scheme, learn_k_B=p.learn_k_B, kernel_shape=p.kernel_shape,
-            kernel_table=p.kernel_table,
+            kernel_table=p.kernel_table, core_repulsion=p.core_repulsion,
         )
         model.hparams["dtype"] = p.dtype
         # Equipartition at the start: k_B T(S=0, V=1/d_ref) = m sigma_v^2.
@@ -560,6 +611,8 @@ class MetriplecticModel(nn.Module):
         h.setdefault("friction_scheme", "explicit")  # models saved before the option
         h.setdefault("kernel_shape", "free")  # models saved before the option
         h.setdefault("kernel_table", 0)  # models saved before the option
+        h.setdefault("core_repulsion", 0.0)  # models saved before the option
+        h.setdefault("core_radius", 0.0)
         model = cls(**h)
         model.hparams["dtype"] = dtype
         return model.to(torch.float64 if dtype == "float64" else torch.float32)
@@ -589,9 +642,11 @@ class MetriplecticModel(nn.Module):
         from ddpd.model.integrate import internal_energy_at
 
         U = internal_energy_at(self, state, box)
+        pairs = state.pairs if state.pairs is not None else neighbour_pairs(
+            state.q, box, self.cutoff, state.offset)
         return dict(
             entropy=state.S,
-            total_energy=self.total_energy(state.v, U),
+            total_energy=self.total_energy(state.v, U, self.core_energy(pairs)),
             total_entropy=torch.nansum(state.S),
             total_momentum=self.mass * torch.nansum(state.v, dim=0),
         )
