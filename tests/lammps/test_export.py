@@ -31,6 +31,12 @@ class _Exact:
         self.k_B = float(model.k_B.detach())
         self.w_self = float(model.self_weight(torch.zeros((), dtype=torch.float64)).detach())
 
+    def core(self, dist):
+        if not self.model.has_core:
+            return np.zeros_like(dist), np.zeros_like(dist)
+        psi, slope = self.model.core_pair_energy(torch.from_numpy(dist))
+        return psi.numpy(), slope.numpy()
+
     def kernel(self, s):
         w, dw = self.model.kernel_and_slope(torch.from_numpy(s))
         return w.detach().numpy(), dw.detach().numpy()
@@ -54,12 +60,18 @@ def _reference(model, box, q, v, S):
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-def test_numpy_drift_equals_the_torch_model(dim):
+@pytest.mark.parametrize("core", [False, True], ids=["plain", "core"])
+def test_numpy_drift_equals_the_torch_model(dim, core):
     model = random_model(dim, seed=2)
+    if core:  # the pair core prior (train.model.core_repulsion)
+        model.core_repulsion, model.core_radius = 5.0, 1.0
     box, q, v, S = random_state(dim, n=40, seed=5)
     pairs, terms, drift = _reference(model, box, q, v, S)
-    rate, U, pt, F, V = table_rates(_Exact(model), v, S, pairs.i.numpy(), pairs.j.numpy(),
-                                    pairs.r.numpy())
+    rate, U, pt, F, V, core_energy = table_rates(_Exact(model), v, S, pairs.i.numpy(),
+                                                 pairs.j.numpy(), pairs.r.numpy())
+    assert core_energy.sum() == pytest.approx(float(model.core_energy(pairs)), rel=1e-12,
+                                              abs=1e-300)
+    assert (core_energy.sum() > 0.1) == core
     scale = np.abs(drift).max()
     assert np.abs(rate - drift).max() < 1e-12 * scale
     np.testing.assert_allclose(U, terms.U.detach().numpy(), rtol=1e-13)
@@ -155,11 +167,11 @@ def test_table_internal_energy_is_the_step_s_and_not_counted_twice(trained, tmp_
     q, v = traj.position[0], traj.velocity[0]
     S = np.linspace(-1.0, 1.0, len(q))  # partly outside the tabulated S range
     ids = np.arange(1, len(q) + 1)
-    U = backend.internal_energy(q, S, ids, traj.box)
+    U = backend.potential_energy(q, S, ids, traj.box)
     assert backend.tables.out_of_range == 0
     rates = backend.rates(q, v, S, ids, traj.box)
     assert backend.tables.out_of_range > 0
-    np.testing.assert_allclose(U, rates.U, rtol=1e-13)
+    np.testing.assert_allclose(U, rates.U + rates.core, rtol=1e-13)
 
 
 def test_export_ranges_cover_a_rollout_of_the_model(trained, tmp_path):

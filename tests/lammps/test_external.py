@@ -135,18 +135,31 @@ def test_exact_heat_returns_the_kinetic_energy_of_friction_and_noise(dim, scheme
     assert residual["linear"] > 1e-4  # the linear update is off by the Ito terms
 
 
-def test_internal_energy_is_the_step_s(tmp_path):
+@pytest.mark.parametrize("core", [False, True], ids=["plain", "core"])
+def test_potential_energy_is_the_step_s(tmp_path, core):
     model = random_model(3, seed=3)
+    if core:
+        model.core_repulsion, model.core_radius = 5.0, 1.0
     box, q, v, S = random_state(3, n=60, seed=4)
     backend = TorchBackend(model)
     ids = np.arange(1, len(q) + 1)
-    np.testing.assert_allclose(backend.internal_energy(q, S, ids, box),
-                               backend.rates(q, v, S, ids, box).U, rtol=1e-13)
+    rates = backend.rates(q, v, S, ids, box)
+    np.testing.assert_allclose(backend.potential_energy(q, S, ids, box), rates.U + rates.core,
+                               rtol=1e-13)
+    assert (rates.core.sum() > 0.1) == core
+    from ddpd.space import neighbour_pairs
+
+    pairs = neighbour_pairs(torch.from_numpy(q - np.asarray(box.origin)), box, model.cutoff)
+    assert rates.core.sum() == pytest.approx(float(model.core_energy(pairs)), rel=1e-12,
+                                             abs=1e-300)
 
 
-def test_projection_conserves_the_total_energy_over_20_steps(tmp_path):
+@pytest.mark.parametrize("core", [False, True], ids=["plain", "core"])
+def test_projection_conserves_the_total_energy_over_20_steps(tmp_path, core):
     model = random_model(3, seed=3)
     model.friction_scheme = "midpoint"
+    if core:  # the pair core prior is part of the energy the projection restores
+        model.core_repulsion, model.core_radius = 5.0, 1.0
     box, q, v, S = random_state(3, n=60, seed=4)
     energy = {}
     for heat, project in (("exact", True), ("linear", False)):
@@ -186,7 +199,7 @@ class _Broken:
     def rates(self, q, v, S, ids, box):
         raise KeyError("broken backend")
 
-    def internal_energy(self, q, S, ids, box):
+    def potential_energy(self, q, S, ids, box):
         raise KeyError("broken backend")
 
 

@@ -1,5 +1,6 @@
 """The compiled LAMMPS fix ddpd/tables: the step of euler_update, MPI ranks, bad input."""
 
+import copy
 import json
 import shutil
 import sys
@@ -25,6 +26,7 @@ GRIDS = {"n_kernel": 401, "n_entropy": 61, "n_volume": 61, "n_distance": 41,
          "volume_range": [0.05, 2.0]}
 SEED = 11
 DT = 0.01
+CORE = {"core_repulsion": 5.0, "core_radius": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +40,22 @@ def tables(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tables")
     out = {}
     for dim in (2, 3):
-        for scheme in ("explicit", "midpoint"):
+        # "core": midpoint friction with the pair core prior (train.model.core_repulsion)
+        for scheme in ("explicit", "midpoint", "core"):
             model = random_model(dim, seed=2)
             model_dir = folder / f"model{dim}{scheme}"
             model_dir.mkdir()
             torch.save(model.state_dict(), model_dir / "model.pt")
             hparams = dict(model.hparams, friction_scheme=scheme)
+            if scheme == "core":
+                hparams.update(friction_scheme="midpoint", **CORE)
             (model_dir / "hparams.json").write_text(
                 json.dumps({"kind": "metriplectic", "hparams": hparams}))
             npz = folder / f"t{dim}{scheme}.npz"
             export_tables(model_dir, npz, GRIDS)
             table = Tables(npz)
-            assert table.friction_scheme == scheme
+            assert table.friction_scheme == hparams["friction_scheme"]
+            assert (table.core_radius > 0) == (scheme == "core")
             out[dim, scheme] = table, P.write_plugin_tables(table, folder / f"t{dim}{scheme}.bin")
     return out
 
@@ -79,7 +85,7 @@ def test_build_is_cached_and_compiler_errors_are_reported(plugin_so, tmp_path, m
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-@pytest.mark.parametrize("scheme", ["explicit", "midpoint"])
+@pytest.mark.parametrize("scheme", ["explicit", "midpoint", "core"])
 @pytest.mark.parametrize("heat", ["exact", "linear"])
 def test_one_step_equals_euler_update(plugin_so, tables, tmp_path, dim, scheme, heat):
     table, table_bin = tables[dim, scheme]
@@ -91,20 +97,28 @@ def test_one_step_equals_euler_update(plugin_so, tables, tmp_path, dim, scheme, 
     np.testing.assert_array_equal(frame["id"], ids)
     np.testing.assert_array_equal(frame["v_n"], v)  # the record holds the state of step n
     np.testing.assert_array_equal(frame["S_n"], S)
-    np.testing.assert_allclose(frame["U_n"], rates.U, rtol=1e-12)
+    # the record's energy per atom: U and half of each of its pairs' core prior
+    np.testing.assert_allclose(frame["U_n"], rates.U + rates.core, rtol=1e-12)
+    assert (np.abs(rates.core).max() > 0.1) == (scheme == "core")
     dv, dS = np.abs(v_ref - v).max(), np.abs(S_ref - S).max()
     assert dv > 1e-3 and dS > 1e-3  # the step does something
     assert np.abs(frame["v_next"] - v_ref).max() < 1e-10 * dv
     assert np.abs(frame["S_next"] - S_ref).max() < 1e-10 * dS
     # the friction scheme matters at this state, so the match above tests the right one
     other = TableBackend(table)
-    other.friction_scheme = "explicit" if scheme == "midpoint" else "midpoint"
+    other.friction_scheme = "explicit" if table.friction_scheme == "midpoint" else "midpoint"
     v_other, _, _ = euler_update(other, q, v, S, ids, box, DT, 0, SEED, heat=heat)
     assert np.abs(v_other - v_ref).max() > 1e4 * np.abs(frame["v_next"] - v_ref).max()
     # and so does the entropy update
     _, S_other, _ = euler_update(TableBackend(table), q, v, S, ids, box, DT, 0, SEED,
                                  heat="linear" if heat == "exact" else "exact")
     assert np.abs(S_other - S_ref).max() > 1e4 * np.abs(frame["S_next"] - S_ref).max()
+    if scheme == "core":  # and so does the core prior's force
+        plain = copy.copy(table)
+        plain.core_energy_scale = 0.0
+        v_plain, _, _ = euler_update(TableBackend(plain), q, v, S, ids, box, DT, 0, SEED,
+                                     heat=heat)
+        assert np.abs(v_plain - v_ref).max() > 1e4 * np.abs(frame["v_next"] - v_ref).max()
 
 
 def test_run_follows_the_python_steps(plugin_so, tables, tmp_path):
@@ -128,11 +142,13 @@ def test_run_follows_the_python_steps(plugin_so, tables, tmp_path):
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-def test_exact_heat_and_projection_conserve_the_total_energy(plugin_so, tables, tmp_path, dim):
-    """100 steps: K + sum U constant to round-off with the defaults (heat exact, project
-    yes); heat exact alone leaves the conservative part's O(dt) error, linear heat adds the
-    Ito terms' (on these random models either can dominate)."""
-    table, table_bin = tables[dim, "midpoint"]
+@pytest.mark.parametrize("scheme", ["midpoint", "core"])
+def test_exact_heat_and_projection_conserve_the_total_energy(plugin_so, tables, tmp_path, dim,
+                                                            scheme):
+    """100 steps: K + sum U (+ the core prior) constant to round-off with the defaults (heat
+    exact, project yes); heat exact alone leaves the conservative part's O(dt) error, linear
+    heat adds the Ito terms' (on these random models either can dominate)."""
+    table, table_bin = tables[dim, scheme]
     state = random_state(dim, n=200 if dim == 3 else 100, side=10.0, seed=4)
     drift = {}
     for name, options in (("default", {}), ("exact", {"project": False}),
@@ -148,7 +164,8 @@ def test_exact_heat_and_projection_conserve_the_total_energy(plugin_so, tables, 
 
 
 @pytest.mark.skipif(not MPIEXEC.is_file(), reason="MPICH's mpiexec not installed")
-@pytest.mark.parametrize(("dim", "scheme"), [(3, "explicit"), (3, "midpoint"), (2, "midpoint")])
+@pytest.mark.parametrize(("dim", "scheme"), [(3, "explicit"), (3, "midpoint"), (2, "midpoint"),
+                                           (3, "core")])
 def test_momentum_and_trajectory_on_one_and_two_ranks(plugin_so, tables, tmp_path, dim,
                                                       scheme):
     table, table_bin = tables[dim, scheme]

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from ddpd.lammps.export import export_tables
+from ddpd.lammps.export import Tables, export_tables
 from ddpd.model import bracket
 from ddpd.model.integrate import exact_energy_step, init_state, internal_energy_at
 from ddpd.space import Box, neighbour_pairs
@@ -125,7 +125,7 @@ def test_the_core_holds_a_fast_pair_apart_by_energy_conservation():
     assert plain < bound - 0.1, (plain, bound)
 
 
-def test_closest_approach_of_training_snapshots_and_the_lammps_refusal(tmp_path):
+def test_closest_approach_of_training_snapshots_and_the_lammps_tables(tmp_path):
     from ddpd.model.metriplectic import Snapshot
 
     box, q, v, S, pairs, offset = make_state(2)
@@ -144,8 +144,9 @@ def test_closest_approach_of_training_snapshots_and_the_lammps_refusal(tmp_path)
     (folder / "hparams.json").write_text(json.dumps({"kind": "metriplectic",
                                                      "hparams": model.hparams}))
     torch.save(model.state_dict(), folder / "model.pt")
-    with pytest.raises(ValueError, match="core_repulsion = 5.0; the LAMMPS port has no pair "
-                                         "core prior"):
-        export_tables(folder, tmp_path / "tables.npz", {"entropy_range": [-1, 1],
-                                                        "volume_range": [0.1, 1]})
-    assert not (tmp_path / "tables.npz").exists()
+    # the LAMMPS tables carry it exactly (not tabulated)
+    export_tables(folder, tmp_path / "tables.npz", {"entropy_range": [-1, 1],
+                                                    "volume_range": [0.1, 1]})
+    tables = Tables(tmp_path / "tables.npz")
+    assert tables.core_radius == 0.7
+    assert tables.core_energy_scale == pytest.approx(5.0 * model.energy_scale, rel=1e-15)

@@ -223,12 +223,17 @@ def _max_errors(exact: np.ndarray, approx: np.ndarray, names: list[str]) -> dict
     return out
 
 
-def require_lammps_port(model, model_dir: Path | str) -> None:
-    """Refuse a model with a part the LAMMPS port does not compute (the pair core prior)."""
-    if getattr(model, "has_core", False):
-        raise ValueError(f"{model_dir}: trained with train.model.core_repulsion = "
-                         f"{model.core_repulsion}; the LAMMPS port has no pair core prior yet "
-                         "(train with core_repulsion 0 to run the model in LAMMPS)")
+def core_pair_energy(energy_scale: float, radius: float, dist: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The pair core prior psi(r) = e (1 - r/r0)^2 below r0 (0 beyond) and dpsi/dr (P,).
+
+    e = core_repulsion m sigma_v^2 (``energy_scale``), r0 = ``radius``; zero everywhere when
+    either is 0. Numpy twin of :meth:`ddpd.model.metriplectic.MetriplecticModel.core_pair_energy`.
+    """
+    if energy_scale <= 0 or radius <= 0:
+        return np.zeros_like(dist), np.zeros_like(dist)
+    x = np.clip(1.0 - dist / radius, 0.0, None)
+    return energy_scale * x * x, -2.0 * energy_scale * x / radius
 
 
 def export_tables(model_dir: Path, out_npz: Path, params: dict,
@@ -261,7 +266,6 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
     if not isinstance(model, MetriplecticModel):
         raise ValueError(f"{model_dir}: lammps export needs a metriplectic model, got "
                          f"{type(model).__name__}")
-    require_lammps_port(model, model_dir)
     S_range, V_range = p.entropy_range, p.volume_range
     if S_range is None or V_range is None:
         if dataset is None:
@@ -322,7 +326,10 @@ def export_tables(model_dir: Path, out_npz: Path, params: dict,
                   mass=float(model.mass.detach()), k_B=float(model.k_B.detach()), w_self=w_self,
                   entropy_range=list(S_range), volume_range=list(V_range),
                   temperature_range=list(T_range), model_dir=str(model_dir),
-                  friction_scheme=model.friction_scheme)
+                  friction_scheme=model.friction_scheme,
+                  core_energy_scale=(model.core_repulsion * model.energy_scale
+                                     if model.has_core else 0.0),
+                  core_radius=model.core_radius if model.has_core else 0.0)
     out_npz = Path(out_npz)
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, kernel=kernel, thermo=thermo, friction=amp,
@@ -334,7 +341,8 @@ class Tables:
     """Interpolated learned functions read from an :func:`export_tables` file.
 
     Attributes: dim, cutoff (h), mass, k_B, w_self (= w(0)), the ranges, friction_scheme
-    (of the model: 'explicit' or 'midpoint'), ``errors`` (the stored interpolation errors)
+    (of the model: 'explicit' or 'midpoint'), core_energy_scale and core_radius (the pair
+    core prior, evaluated exactly; 0: none), ``errors`` (the stored interpolation errors)
     and ``out_of_range`` (clamped evaluations so far).
     """
 
@@ -363,10 +371,17 @@ class Tables:
         self.volume_range = tuple(header["volume_range"])
         self.temperature_range = tuple(header["temperature_range"])
         self.friction_scheme = str(header.get("friction_scheme", "explicit"))
+        # the pair core prior, exact (not tabulated); files before it have none
+        self.core_energy_scale = float(header.get("core_energy_scale", 0.0))
+        self.core_radius = float(header.get("core_radius", 0.0))
         self.out_of_range = 0
         if not (np.diff(self.thermo_table[:, :, 0], axis=0) > 0).all():
             raise ValueError(f"{path}: the tabulated U(S, V) is not strictly increasing in S "
                              "(T <= 0 in the table), so S cannot be solved from U")
+
+    def core(self, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """psi(r) and dpsi/dr per pair of the pair core prior (:func:`core_pair_energy`)."""
+        return core_pair_energy(self.core_energy_scale, self.core_radius, dist)
 
     def kernel(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """w(s) and dw/dr per pair."""
@@ -453,11 +468,13 @@ def _scatter(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
 
 def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: np.ndarray,
                 r: np.ndarray, jump: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray, PairTerms, np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, PairTerms, np.ndarray, np.ndarray,
+                           np.ndarray]:
     """Deterministic rate of (v, S) and the pair noise amplitudes, from the tables.
 
     Implements method.md §2 with the closed forms of :mod:`ddpd.model.bracket`:
-    F_i = -sum_j (P_i/d_i^2 + P_j/d_j^2) w'(r) e; (M dS)_pair = M e_Si + M e_Sj with
+    F_i = -sum_j [(P_i/d_i^2 + P_j/d_j^2) w'(r) + psi'(r)] e (psi: the pair core prior,
+    :meth:`Tables.core`); (M dS)_pair = M e_Si + M e_Sj with
     M = J K J^T + c c^T; k_B div M as :func:`ddpd.model.bracket.pair_divergence`.
 
     Args:
@@ -468,7 +485,8 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
 
     Returns:
         rate (N, D+1) = (F/m + friction drift, Sdot), U (N,), :class:`PairTerms`, the
-        conservative force F (N, D) and the specific volume V = 1/d (N,).
+        conservative force F (N, D), the specific volume V = 1/d (N,) and the core prior's
+        energy per particle (N,), half of each of its pairs' psi.
     """
     n, dim = v.shape
     h, m, k_B = tables.cutoff, tables.mass, tables.k_B
@@ -478,8 +496,10 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
     w, dw_dr = tables.kernel(s)
     d = tables.w_self + _scatter(w, i, n) + _scatter(w, j, n)
     U, T, P, dT = tables.thermo(S, 1.0 / d).T
-    coef = -(P[i] / d[i] ** 2 + P[j] / d[j] ** 2) * dw_dr
+    psi, dpsi_dr = tables.core(dist)
+    coef = -(P[i] / d[i] ** 2 + P[j] / d[j] ** 2) * dw_dr - dpsi_dr
     F = _scatter(coef[:, None] * e, i, n) - _scatter(coef[:, None] * e, j, n)
+    core = 0.5 * (_scatter(psi, i, n) + _scatter(psi, j, n))
 
     Ti, Tj, dTi, dTj = T[i], T[j], dT[i], dT[j]
     f_i = tables.amplitudes(s, Ti)
@@ -531,4 +551,4 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
     rate[:, :dim] = F / m + _scatter(pair_v, i, n) - _scatter(pair_v, j, n)
     rate[:, dim] = _scatter(rate_Si, i, n) + _scatter(rate_Sj, j, n)
     return (rate, U, PairTerms(e, u, A, B, C, Ti, Tj, pair_v, rate_Si, rate_Sj), F,
-            1.0 / d)
+            1.0 / d, core)

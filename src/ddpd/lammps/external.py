@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ddpd.io import Trajectory, write_trajectory
-from ddpd.lammps.export import PairTerms, Tables, require_lammps_port, table_rates
+from ddpd.lammps.export import PairTerms, Tables, table_rates
 from ddpd.params import parse_params, require
 from ddpd.simulate.engine import close, command, commands, create_lammps, gather
 from ddpd.space.box import Box
@@ -156,7 +156,8 @@ def noise_kick(pt: PairTerms, mass: float, k_B: float, dt: float, xi: np.ndarray
 # -- model backends -----------------------------------------------------------------------
 class Rates(NamedTuple):
     """Deterministic rate (N, D+1), internal energy U (N,), pairs i, j (P,), pair terms,
-    conservative force (N, D) and specific volume V = 1/d (N,)."""
+    conservative force (N, D), specific volume V = 1/d (N,) and the pair core prior's
+    energy per particle (N,; half of each of its pairs' psi)."""
 
     rate: np.ndarray
     U: np.ndarray
@@ -165,6 +166,7 @@ class Rates(NamedTuple):
     pairs: PairTerms
     force: np.ndarray
     V: np.ndarray
+    core: np.ndarray
 
 
 class VerletList:
@@ -224,7 +226,6 @@ class TorchBackend:
     def __init__(self, model: Any, skin: float = 0.0):
         import torch
 
-        require_lammps_port(model, "model")
         self.torch = torch
         self.model = model.double().eval()
         self.dim = model.dim
@@ -253,11 +254,22 @@ class TorchBackend:
                        terms.B.detach().numpy(), terms.C.detach().numpy(), T[i], T[j],
                        pair[:, :dim], pair[:, 2 * dim], pair[:, 2 * dim + 1])
         return Rates(rate.detach().numpy(), terms.U.detach().numpy(), i, j, pt,
-                     terms.F.detach().numpy(), terms.V.detach().numpy())
+                     terms.F.detach().numpy(), terms.V.detach().numpy(),
+                     self._core(np.sqrt((r * r).sum(-1)), i, j, len(q)))
 
-    def internal_energy(self, q: np.ndarray, S: np.ndarray, ids: np.ndarray, box: Box
-                        ) -> np.ndarray:
-        """U_i (N,) at (q, S): what the energy projection needs (no velocity terms)."""
+    def _core(self, dist: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+        """The core prior's energy per particle, half of each pair's psi (N,)."""
+        if not self.model.has_core:
+            return np.zeros(n)
+        with self.torch.no_grad():
+            psi = self.model.core_pair_energy(self.torch.from_numpy(dist))[0].numpy()
+        return 0.5 * (np.bincount(i, weights=psi, minlength=n)
+                      + np.bincount(j, weights=psi, minlength=n))
+
+    def potential_energy(self, q: np.ndarray, S: np.ndarray, ids: np.ndarray, box: Box
+                         ) -> np.ndarray:
+        """U_i plus the core prior's share (N,) at (q, S): what the energy projection needs
+        (no velocity terms)."""
         from ddpd.model import bracket
         from ddpd.space.neighbours import Pairs
 
@@ -270,7 +282,7 @@ class TorchBackend:
             d = bracket.density(self.model.kernel(s), self.model.self_weight(r_t), pairs.i,
                                 pairs.j, len(q))
             U = self.model.internal_energy(torch.from_numpy(np.ascontiguousarray(S)), 1.0 / d)
-        return U.numpy()
+        return U.numpy() + self._core(np.sqrt((r * r).sum(-1)), i, j, len(q))
 
     def entropy_at(self, U: np.ndarray, V: np.ndarray, S_start: np.ndarray) -> np.ndarray:
         """S with the network's U(S, V) = U (:func:`ddpd.model.integrate.solve_entropy`)."""
@@ -296,19 +308,24 @@ class TableBackend:
     def rates(self, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids: np.ndarray,
               box: Box) -> Rates:
         i, j, r = self.neighbours.pairs(q, ids, box)
-        rate, U, pt, force, V = table_rates(self.tables, v, S, i, j, r)
-        return Rates(rate, U, i, j, pt, force, V)
+        rate, U, pt, force, V, core = table_rates(self.tables, v, S, i, j, r)
+        return Rates(rate, U, i, j, pt, force, V, core)
 
-    def internal_energy(self, q: np.ndarray, S: np.ndarray, ids: np.ndarray, box: Box
-                        ) -> np.ndarray:
-        """U_i (N,) at (q, S) from the tables (look-ups not counted again: the step that
-        follows counts them)."""
+    def potential_energy(self, q: np.ndarray, S: np.ndarray, ids: np.ndarray, box: Box
+                         ) -> np.ndarray:
+        """U_i plus the core prior's share (N,) at (q, S) from the tables (look-ups not
+        counted again: the step that follows counts them)."""
         tables = self.tables
+        n = len(q)
         i, j, r = self.neighbours.pairs(q, ids, box)
-        w, _ = tables.kernel(np.sqrt((r * r).sum(-1)) / tables.cutoff)
-        d = (tables.w_self + np.bincount(i, weights=w, minlength=len(q))
-             + np.bincount(j, weights=w, minlength=len(q)))
-        return tables.thermo(S, 1.0 / d, count=False)[:, 0]
+        dist = np.sqrt((r * r).sum(-1))
+        w, _ = tables.kernel(dist / tables.cutoff)
+        d = (tables.w_self + np.bincount(i, weights=w, minlength=n)
+             + np.bincount(j, weights=w, minlength=n))
+        psi, _ = tables.core(dist)
+        core = 0.5 * (np.bincount(i, weights=psi, minlength=n)
+                      + np.bincount(j, weights=psi, minlength=n))
+        return tables.thermo(S, 1.0 / d, count=False)[:, 0] + core
 
     def entropy_at(self, U: np.ndarray, V: np.ndarray, S_start: np.ndarray) -> np.ndarray:
         """S with the interpolated U(S, V) = U (:meth:`Tables.entropy_at`; exact inverse)."""
@@ -380,6 +397,9 @@ def euler_update(backend: Any, q: np.ndarray, v: np.ndarray, S: np.ndarray, ids:
 def project_energy(v: np.ndarray, U: np.ndarray, mass: float, energy: float | None
                    ) -> tuple[np.ndarray, float]:
     """Peculiar velocities rescaled so that sum m |v|^2 / 2 + U = ``energy`` (method.md §3).
+
+    ``U``: potential energy per particle (N,): U_i and its share of the pair core prior
+    (the backends' ``potential_energy``).
 
     v <- <v> + f (v - <v>): the projection of :func:`ddpd.model.integrate.exact_energy_step`
     (momentum unchanged). Returns (v, energy); ``energy`` None returns v unchanged with its
@@ -609,7 +629,7 @@ class ModelFix:
                 v = gather(self.lmp, "v", 3)[:, : self.dim]
             S = self.S[ids]
             if self.project:
-                U = self.backend.internal_energy(q, S, ids, self.box)
+                U = self.backend.potential_energy(q, S, ids, self.box)
                 v, self.energy = project_energy(v, U, self.backend.mass, self.energy)
                 v_local = v if self.world_size == 1 else v[ids_local - 1]
             v_new, S_new, rates = euler_update(self.backend, q, v, S, ids, self.box, self.dt,
@@ -622,7 +642,7 @@ class ModelFix:
                     image = np.asarray(self.lmp.numpy.extract_atom("image")).reshape(-1)[:nlocal]
                 else:
                     image = gather(self.lmp, "image", 1, integer=True)[:, 0]
-                self._record(int(ntimestep), ids, q, v, S, rates.U, image)
+                self._record(int(ntimestep), ids, q, v, S, rates.U + rates.core, image)
             self.S[ids] = S_new
             if self.world_size > 1:
                 v_new = v_new[ids_local - 1]
@@ -766,7 +786,6 @@ def rollout_start(model_dir: Path, dataset: Path, replicate: tuple[int, ...]) ->
     from ddpd.space.neighbours import neighbour_pairs
 
     model = load_model(Path(model_dir)).double().eval()
-    require_lammps_port(model, model_dir)
     data = load_dataset(Path(dataset))
     if not data.splits.get("test"):
         raise ValueError(f"{dataset}: no test trajectory to start the lammps rollout from")

@@ -46,7 +46,7 @@ from ddpd.toolchain import compiler
 
 SOURCE_DIR = Path(__file__).with_name("plugin")
 SOURCES = ("fix_ddpd_tables.cpp", "fix_ddpd_tables.h", "ddpdplugin.cpp")
-TABLE_MAGIC = b"DDPDTB01"
+TABLE_MAGIC = b"DDPDTB02"
 RECORD_COLUMNS = ("vx", "vy", "vz", "entropy", "U")  # the fix's per-atom array
 
 
@@ -139,7 +139,8 @@ def write_plugin_tables(tables: Tables, path: Path) -> Path:
     """Write ``tables`` in the fix's binary format (little-endian, atomic).
 
     8 bytes magic, int64[8] (dim, n_kernel, n_S, n_V, n_s, n_T, midpoint 0/1, 0),
-    float64[10] (h, m, k_B, w(0), S range, V range, T range), then the kernel (n_kernel, 2),
+    float64[12] (h, m, k_B, w(0), S range, V range, T range, the pair core prior's energy
+    scale and radius: 0 0 for none), then the kernel (n_kernel, 2),
     thermo (n_S, n_V, 4: U, T, P, dT/dS) and friction (n_s, n_T, 6: a, b, c, d/dT) tables.
     """
     kernel = np.ascontiguousarray(tables.kernel_table, dtype="<f8")
@@ -151,8 +152,8 @@ def write_plugin_tables(tables: Tables, path: Path) -> Path:
     ints = np.array([tables.dim, kernel.shape[0], *thermo.shape[:2], *friction.shape[:2],
                      int(tables.friction_scheme == "midpoint"), 0], dtype="<i8")
     reals = np.array([tables.cutoff, tables.mass, tables.k_B, tables.w_self,
-                      *tables.entropy_range, *tables.volume_range, *tables.temperature_range],
-                     dtype="<f8")
+                      *tables.entropy_range, *tables.volume_range, *tables.temperature_range,
+                      tables.core_energy_scale, tables.core_radius], dtype="<f8")
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(TABLE_MAGIC)

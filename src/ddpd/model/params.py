@@ -46,8 +46,8 @@ class ModelParams:
             (0, default: off). psi(r) = eps m sigma_v^2 (1 - r/r0)^2 for r < r0, with r0
             the closest approach of any pair in the training data: no training pair feels
             it, so the fit is unchanged, and rollouts cannot push pairs through each other
-            where the data never went (the learned kernel is finite at r = 0). Not in the
-            LAMMPS port yet (lammps-export refuses such a model).
+            where the data never went (the learned kernel is finite at r = 0). The LAMMPS
+            port (tables, fix external, the compiled fix) computes it exactly.
     """
 
     cutoff: float | None = None

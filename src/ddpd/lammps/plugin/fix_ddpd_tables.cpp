@@ -4,11 +4,13 @@
    ddpd.model.bracket), ddpd.lammps.external.noise_kick / pair_normals (counter-based pair
    noise, Philox-4x64-10) and ddpd.lammps.external.euler_update (midpoint_velocity_change,
    pair_increments, exact_heat_entropy), on LAMMPS's domain decomposition:
-     1. density d_i = w(0) + sum_j w(r_ij): half list, reverse comm (newton on);
+     1. density d_i = w(0) + sum_j w(r_ij) and the pair core prior's energy per atom: half
+        list, reverse comm (newton on);
      2. forward comm of (S, d) to ghosts; U, T, P, dT/dS of every owned and ghost atom;
         project yes: peculiar velocities rescaled to the run's total energy (two
         MPI_Allreduce; ghosts get the same map);
-     3. pair loop: force, friction drift M dS, k_B div M, pair noise; reverse comm;
+     3. pair loop: force (with the core prior's), friction drift M dS, k_B div M, pair
+        noise; reverse comm;
      4. velocity change y: explicit y = rate_v dt + dv_noise; midpoint: CG solve of
         (I + dt L/2) y = rate_v dt + dv_noise (forward comm of the direction and reverse
         comm of L x per iteration, MPI_Allreduce of dot products);
@@ -48,9 +50,9 @@ using namespace FixConst;
 
 namespace {
 
-const char TABLE_MAGIC[8] = {'D', 'D', 'P', 'D', 'T', 'B', '0', '1'};
+const char TABLE_MAGIC[8] = {'D', 'D', 'P', 'D', 'T', 'B', '0', '2'};
 const int N_HEADER_INTS = 8;
-const int N_HEADER_DOUBLES = 10;
+const int N_HEADER_DOUBLES = 12;
 
 // layout of the reverse-communicated accumulators per atom
 const int ACC_F = 0;     // conservative force F (3)
@@ -252,7 +254,8 @@ int FixDdpdTables::setmask()
 
 /* read the binary tables of ddpd.lammps.plugin.write_plugin_tables (little-endian):
    8 bytes magic, int64[8] (dim, n_kernel, n_S, n_V, n_s, n_T, midpoint, 0),
-   float64[10] (cutoff, mass, k_B, w_self, S_lo, S_hi, V_lo, V_hi, T_lo, T_hi),
+   float64[12] (cutoff, mass, k_B, w_self, S_lo, S_hi, V_lo, V_hi, T_lo, T_hi, core_scale,
+   core_radius),
    float64 kernel (n_kernel, 2), thermo (n_S, n_V, 4), friction (n_s, n_T, 6), C order */
 void FixDdpdTables::read_tables()
 {
@@ -288,9 +291,11 @@ void FixDdpdTables::read_tables()
   V_hi = reals[7];
   T_lo = reals[8];
   T_hi = reals[9];
+  core_scale = reals[10];
+  core_radius = reals[11];
   if ((dim != 2 && dim != 3) || n_kernel < 2 || n_S < 2 || n_V < 2 || n_s < 2 || n_T < 2 ||
       !(cutoff > 0.0) || !(mass > 0.0) || !(k_B > 0.0) || !(S_hi > S_lo) || !(V_hi > V_lo) ||
-      !(T_hi > T_lo)) {
+      !(T_hi > T_lo) || !(core_scale >= 0.0) || !(core_radius >= 0.0)) {
     fclose(fp);
     error->all(FLERR, "fix ddpd/tables: {} has an invalid header (dimension {}, grid sizes "
                       "{} {} {} {} {})", table_file, dim, n_kernel, n_S, n_V, n_s, n_T);
@@ -392,6 +397,19 @@ static void bilinear(const double *table, int n_y, int width, int kx, int ky, do
   for (int c = 0; c < width; ++c)
     out[c] = (1 - tx) * (1 - ty) * t00[c] + tx * (1 - ty) * t10[c] + (1 - tx) * ty * t01[c] +
         tx * ty * t11[c];
+}
+
+// the pair core prior psi(r) = e (1 - r/r0)^2 below r0 and dpsi/dr
+// (ddpd.lammps.export.core_pair_energy); callers check r < r0
+double FixDdpdTables::core_psi(double r) const
+{
+  const double x = 1.0 - r / core_radius;
+  return core_scale * x * x;
+}
+
+double FixDdpdTables::core_slope(double r) const
+{
+  return -2.0 * core_scale * (1.0 - r / core_radius) / core_radius;
 }
 
 // U, T, P, dT/dS at (S, V), bilinear (ddpd.lammps.export.interp2)
@@ -502,7 +520,7 @@ void FixDdpdTables::unpack_reverse_comm(int n, int *list_recv, double *buf)
 
 // the energy projection of method.md §3 (ddpd.lammps.external.project_energy,
 // ddpd.model.integrate._project_energy): v <- <v> + f (v - <v>) with f such that
-// sum m |v|^2 / 2 + U = energy_target; momentum unchanged. The first call of a run sets
+// sum m |v|^2 / 2 + U + core prior = energy_target; momentum unchanged. The first call of a run sets
 // the target. Ghost copies get the same map, so they stay equal to their owners.
 void FixDdpdTables::project_energy(int nlocal, int nall)
 {
@@ -516,7 +534,7 @@ void FixDdpdTables::project_energy(int nlocal, int nall)
   double sums_local[2] = {0.0, 0.0}, sums[2];    // sum |v - <v>|^2, sum U
   for (int i = 0; i < nlocal; ++i) {
     for (int a = 0; a < dim; ++a) sums_local[0] += (v[i][a] - mean[a]) * (v[i][a] - mean[a]);
-    sums_local[1] += thermo[4 * i];
+    sums_local[1] += thermo[4 * i] + core_energy[i];
   }
   MPI_Allreduce(sums_local, sums, 2, MPI_DOUBLE, MPI_SUM, world);
   const double kinetic_rel = 0.5 * mass * sums[0];
@@ -550,6 +568,7 @@ void FixDdpdTables::euler_step(bigint step)
     cg_vec.resize((size_t) nmax_scratch * 3);
     cg_out.resize((size_t) nmax_scratch * 3);
     heat_acc.resize((size_t) nmax_scratch * 2);
+    core_energy.resize((size_t) nmax_scratch);
   }
   double *S = atom->dvector[entropy_index];
   double **x = atom->x, **v = atom->v;
@@ -560,11 +579,14 @@ void FixDdpdTables::euler_step(bigint step)
   const int inum = list->inum;
   int *ilist = list->ilist, *numneigh = list->numneigh, **firstneigh = list->firstneigh;
 
-  // 1. density: owned atoms start at w(0), ghosts at 0 and are sent back (newton on)
+  // 1. density: owned atoms start at w(0), ghosts at 0 and are sent back (newton on);
+  //    with it the pair core prior's energy per atom, half of each pair's psi
   for (int i = 0; i < nall; ++i) {
     state[2 * i] = i < nlocal ? S[i] : 0.0;
     state[2 * i + 1] = i < nlocal ? w_self : 0.0;
+    core_energy[i] = 0.0;
   }
+  const bool has_core = core_scale > 0.0 && core_radius > 0.0;
   for (int ii = 0; ii < inum; ++ii) {
     const int i = ilist[ii];
     int *jlist = firstneigh[i];
@@ -573,12 +595,22 @@ void FixDdpdTables::euler_step(bigint step)
       double rsq = 0.0;
       for (int a = 0; a < dim; ++a) rsq += (x[i][a] - x[j][a]) * (x[i][a] - x[j][a]);
       if (rsq >= cutsq) continue;
-      const double w = interp1(kernel_table, n_kernel, 2, 0, std::sqrt(rsq) / h);
+      const double dist = std::sqrt(rsq);
+      const double w = interp1(kernel_table, n_kernel, 2, 0, dist / h);
+      const bool add_j = newton || j < nlocal;
       state[2 * i + 1] += w;
-      if (newton || j < nlocal) state[2 * j + 1] += w;
+      if (add_j) state[2 * j + 1] += w;
+      if (has_core && dist < core_radius) {
+        const double psi = core_psi(dist);
+        core_energy[i] += 0.5 * psi;
+        if (add_j) core_energy[j] += 0.5 * psi;
+      }
     }
   }
-  if (newton) reverse(&state[1], 2, 1);
+  if (newton) {
+    reverse(&state[1], 2, 1);
+    if (has_core) reverse(core_energy.data(), 1, 1);
+  }
 
   // 2. (S, d) to ghosts, thermodynamics of every atom
   forward(&state[0], 2, 2);
@@ -590,7 +622,7 @@ void FixDdpdTables::euler_step(bigint step)
     for (int i = 0; i < nlocal; ++i) {
       for (int a = 0; a < 3; ++a) record[i][a] = v[i][a];
       record[i][3] = S[i];
-      record[i][4] = thermo[4 * i];
+      record[i][4] = thermo[4 * i] + core_energy[i];
     }
   }
 
@@ -628,8 +660,9 @@ void FixDdpdTables::euler_step(bigint step)
       const double di = state[2 * i + 1], dj = state[2 * j + 1];
       const double Ti = thi[1], Tj = thj[1], dTi = thi[3], dTj = thj[3];
 
-      // conservative force F_i = -sum_j (P_i/d_i^2 + P_j/d_j^2) w'(r) e_ij
-      const double coef = -(thi[2] / (di * di) + thj[2] / (dj * dj)) * dw_dr;
+      // conservative force F_i = -sum_j [(P_i/d_i^2 + P_j/d_j^2) w'(r) + psi'(r)] e_ij
+      double coef = -(thi[2] / (di * di) + thj[2] / (dj * dj)) * dw_dr;
+      if (has_core && dist < core_radius) coef -= core_slope(dist);
       double *acc_i = &acc[(size_t) i * ACC_SIZE], *acc_j = &acc[(size_t) j * ACC_SIZE];
       for (int a = 0; a < dim; ++a) {
         acc_i[ACC_F + a] += coef * e[a];

@@ -60,6 +60,7 @@ class FixDdpdTables : public Fix {
   int dim;
   double cutoff, mass, k_B, w_self;
   double S_lo, S_hi, V_lo, V_hi, T_lo, T_hi;
+  double core_scale, core_radius;    // pair core prior psi = core_scale (1 - r/r0)^2
   int n_kernel, n_S, n_V, n_s, n_T;
   std::vector<double> kernel_table, thermo_table, friction_table;
   void read_tables();
@@ -86,6 +87,7 @@ class FixDdpdTables : public Fix {
   std::vector<double> cg_vec;    // D per atom: CG direction or solution (forward comm)
   std::vector<double> cg_out;    // D per atom: L x (reverse comm)
   std::vector<double> heat_acc;  // 2 per atom: entropy change or heat, sum |dv_p|^2 (reverse)
+  std::vector<double> core_energy;    // per atom: half its pairs' core psi (reverse)
   std::vector<double> vel_change;    // D per owned atom: v_{n+1} - v_n
 
   // per-pair storage for the midpoint solve and the entropy update
@@ -112,6 +114,8 @@ class FixDdpdTables : public Fix {
   double dot_local(const double *a, const double *b, int nlocal);
 
   double interp1(const std::vector<double> &table, int n, int ncol, int col, double x);
+  double core_psi(double r) const;
+  double core_slope(double r) const;
   void lookup_thermo(double S, double V, double *out, bool count);
   double entropy_at(double U, double V, bool count);
   void lookup_amplitudes(double s, double T, double *out, bool count);
