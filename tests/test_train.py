@@ -69,6 +69,12 @@ def test_core_prior_sits_below_the_training_data_and_leaves_the_fit_unchanged(da
     for name, value in state_a.items():
         torch.testing.assert_close(state_b[name], value, rtol=0, atol=0)
 
+    # without a training pair there is no closest approach to place it at
+    alone = dict(plain, model=dict(cored["model"], cutoff=1e-3))
+    with pytest.raises(ValueError, match="core_repulsion needs the closest approach of the "
+                                         "training pairs for its radius, got inf"):
+        train(dataset, alone, tmp_path / "alone", device="cpu")
+
 
 def test_seed_determinism(dataset, tmp_path):
     train(dataset, PARAMS, tmp_path / "a", device="cpu")

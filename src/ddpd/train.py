@@ -284,7 +284,13 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         val_snaps = [val_snaps[int(k)] for k in pick]
 
     if hasattr(model, "set_core_radius"):  # r0 of the pair core prior (train.model)
-        model.set_core_radius(closest_approach(train_snaps))
+        r0 = closest_approach(train_snaps)
+        if 0 < r0 < math.inf:
+            model.set_core_radius(r0)
+        elif model.core_repulsion > 0:
+            raise ValueError(f"{dataset}: train.model.core_repulsion needs the closest approach "
+                             f"of the training pairs for its radius, got {r0} (no pairs, or "
+                             "particles on top of each other)")
     calibration = None
     if p.calibrate and hasattr(model, "calibrate"):
         pick = torch.linspace(0, len(train_snaps) - 1, min(32, len(train_snaps))).round().long()
