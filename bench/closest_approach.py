@@ -1,7 +1,8 @@
 """Pairs closer than the data ever come: the soft-core diagnostic of a study's rollouts.
 
 The learned kernels are finite at r = 0 and no training pair comes closer than the
-closest approach r0 of the data, so nothing in the fit holds particles apart below r0.
+closest approach r0 of the data, so nothing in the fit holds particles apart below r0
+(but the pair core prior, train.model.core_repulsion; bench/core_prior.py measures it).
 From the radial distribution functions of ``results/stats/<dataset>/<model>/seed<k>.json``
 (or ``<model>.json``, studies before rollout_seeds) this prints, per model and rollout seed:
 the fraction of the pairs within the rdf range that lie below r0 (the first bin where the
