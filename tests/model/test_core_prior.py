@@ -1,6 +1,7 @@
 """The pair core prior (train.model.core_repulsion): psi(r) = eps m sigma_v^2 (1 - r/r0)^2
-below the data's closest approach r0. Part of the energy: forces are -grad E, the
-exact-energy step conserves E with it, and pairs at or beyond r0 do not feel it."""
+below the data's closest approach r0. Part of the energy: forces are -grad E, energy
+conservation holds a fast pair apart, and pairs at or beyond r0 do not feel it. (The
+exact-energy step with it: tests/model/test_integrate.py.)"""
 
 import json
 import math
@@ -10,7 +11,7 @@ import torch
 
 from ddpd.lammps.export import Tables, export_tables
 from ddpd.model import bracket
-from ddpd.model.integrate import exact_energy_step, init_state, internal_energy_at
+from ddpd.model.integrate import exact_energy_step, init_state
 from ddpd.space import Box, neighbour_pairs
 from ddpd.train import closest_approach
 
@@ -22,13 +23,6 @@ def with_core(model, strength=5.0, radius=1.0):
     model.core_radius = radius
     model.hparams.update(core_repulsion=strength, core_radius=radius)
     return model
-
-
-@torch.no_grad()
-def total_energy(model, state, box):
-    pairs = neighbour_pairs(state.q, box, model.cutoff, state.offset)
-    return float(model.total_energy(state.v, internal_energy_at(model, state, box),
-                                    model.core_energy(pairs)))
 
 
 def test_psi_and_its_force_vanish_at_r0_and_grow_inside():
@@ -73,27 +67,6 @@ def test_pairs_at_or_beyond_r0_do_not_feel_it(dim):
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
     assert float(core.core_energy(pairs)) == 0.0
-
-
-def test_exact_energy_step_conserves_the_energy_with_the_core(dim):
-    model = with_core(make_model(dim), strength=3.0, radius=1.0)
-    gen = torch.Generator().manual_seed(3)
-    box = Box(edges=(6.0,) * dim)
-    q = torch.rand(40, dim, generator=gen, dtype=torch.float64) * 6.0
-    v = torch.randn(40, dim, generator=gen, dtype=torch.float64)
-    state = init_state(model, q, v, box)
-    assert float(model.core_energy(state.pairs)) > 0
-    for noise in (False, True):
-        s = state
-        for _ in range(5):
-            new = exact_energy_step(model, s, box, 0.01, gen, noise=noise)
-            e0, e1 = total_energy(model, s, box), total_energy(model, new, box)
-            assert abs(e1 - e0) <= 1e-10 * abs(e0), (noise, e0, e1)
-            torch.testing.assert_close(new.v.sum(0), s.v.sum(0), rtol=0, atol=1e-12)
-            s = new
-    # the record of a rollout includes it
-    obs = model.observables(state, box)
-    assert float(obs["total_energy"]) == pytest.approx(total_energy(model, state, box), rel=1e-14)
 
 
 def _head_on(model, speed, n_steps=60, dt=0.005):
