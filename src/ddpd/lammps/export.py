@@ -466,6 +466,12 @@ def _scatter(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
                      for k in range(values.shape[1])], axis=1)
 
 
+def pair_shares(values: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Half of each pair's value (P,) to each of its two particles: (N,) (a pair energy split
+    between its particles, e.g. the core prior's psi)."""
+    return 0.5 * (_scatter(values, i, n) + _scatter(values, j, n))
+
+
 def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: np.ndarray,
                 r: np.ndarray, jump: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, PairTerms, np.ndarray, np.ndarray,
@@ -499,7 +505,7 @@ def table_rates(tables: Tables, v: np.ndarray, S: np.ndarray, i: np.ndarray, j: 
     psi, dpsi_dr = tables.core(dist)
     coef = -(P[i] / d[i] ** 2 + P[j] / d[j] ** 2) * dw_dr - dpsi_dr
     F = _scatter(coef[:, None] * e, i, n) - _scatter(coef[:, None] * e, j, n)
-    core = 0.5 * (_scatter(psi, i, n) + _scatter(psi, j, n))
+    core = pair_shares(psi, i, j, n)
 
     Ti, Tj, dTi, dTj = T[i], T[j], dT[i], dT[j]
     f_i = tables.amplitudes(s, Ti)

@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ddpd.io import Trajectory, write_trajectory
-from ddpd.lammps.export import PairTerms, Tables, table_rates
+from ddpd.lammps.export import PairTerms, Tables, pair_shares, table_rates
 from ddpd.params import parse_params, require
 from ddpd.simulate.engine import close, command, commands, create_lammps, gather
 from ddpd.space.box import Box
@@ -263,8 +263,7 @@ class TorchBackend:
             return np.zeros(n)
         with self.torch.no_grad():
             psi = self.model.core_pair_energy(self.torch.from_numpy(dist))[0].numpy()
-        return 0.5 * (np.bincount(i, weights=psi, minlength=n)
-                      + np.bincount(j, weights=psi, minlength=n))
+        return pair_shares(psi, i, j, n)
 
     def potential_energy(self, q: np.ndarray, S: np.ndarray, ids: np.ndarray, box: Box
                          ) -> np.ndarray:
@@ -323,9 +322,7 @@ class TableBackend:
         d = (tables.w_self + np.bincount(i, weights=w, minlength=n)
              + np.bincount(j, weights=w, minlength=n))
         psi, _ = tables.core(dist)
-        core = 0.5 * (np.bincount(i, weights=psi, minlength=n)
-                      + np.bincount(j, weights=psi, minlength=n))
-        return tables.thermo(S, 1.0 / d, count=False)[:, 0] + core
+        return tables.thermo(S, 1.0 / d, count=False)[:, 0] + pair_shares(psi, i, j, n)
 
     def entropy_at(self, U: np.ndarray, V: np.ndarray, S_start: np.ndarray) -> np.ndarray:
         """S with the interpolated U(S, V) = U (:meth:`Tables.entropy_at`; exact inverse)."""
