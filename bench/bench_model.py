@@ -59,7 +59,7 @@ PLUGIN_SKIN = 0.2  # Verlet skin / cutoff of the plugin runs (as bench_lammps_mo
 
 
 def make(n: int, device: str, dtype: torch.dtype, seed: int = 0, width: int = 100,
-         friction_scheme: str = "midpoint", kernel_table: int = 0):
+         friction_scheme: str = "midpoint", kernel_table: int = 0, friction_table: int = 0):
     side = (n / DENSITY) ** (1 / 3)
     box = Box(edges=(side,) * 3)
     gen = torch.Generator().manual_seed(seed)
@@ -69,7 +69,8 @@ def make(n: int, device: str, dtype: torch.dtype, seed: int = 0, width: int = 10
     model = MetriplecticModel(dim=3, cutoff=CUTOFF, width=width, depth=2, teacher_features=8,
                               mass=1.0, learn_mass=False, speed_scale=1.0, dt=0.05,
                               friction=(0.5, 0.5, 0.1), d_ref=5.0, delta_v_scale=0.3,
-                              friction_scheme=friction_scheme, kernel_table=kernel_table)
+                              friction_scheme=friction_scheme, kernel_table=kernel_table,
+                              friction_table=friction_table)
     return model.to(device, dtype), box, q, v
 
 
@@ -101,24 +102,27 @@ def main() -> None:
                         help="train through ddpd.train.compiled_loss (torch.compile of the NLL)")
     parser.add_argument("--kernel-table", type=int, default=0,
                         help="train.model.kernel_table: Hermite table intervals (0: off)")
+    parser.add_argument("--friction-table", type=int, default=0,
+                        help="train.model.friction_table: bicubic table intervals (0: off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     print(f"device {args.device} threads {torch.get_num_threads()} dtype {args.dtype} "
           f"width {args.width} friction {args.friction_scheme} "
-          f"kernel table {args.kernel_table}")
+          f"kernel table {args.kernel_table} friction table {args.friction_table}")
     for n in args.n:
         bench_one(n, args.device, dtype, args.repeats, args.width, args.friction_scheme,
-                  args.compile, args.kernel_table)
+                  args.compile, args.kernel_table, args.friction_table)
         if args.plugin_ranks:
             bench_plugin(n, dtype, args.width, args.friction_scheme, args.plugin_ranks,
                          args.plugin_steps)
 
 
 def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
-              friction_scheme: str, compile_loss: bool = False, kernel_table: int = 0) -> None:
+              friction_scheme: str, compile_loss: bool = False, kernel_table: int = 0,
+              friction_table: int = 0) -> None:
     model, box, q, v = make(n, device, dtype, width=width, friction_scheme=friction_scheme,
-                            kernel_table=kernel_table)
+                            kernel_table=kernel_table, friction_table=friction_table)
     state = init_state(model, q, v, box)
     pairs = state.pairs
     print(f"N = {n}: {2 * len(pairs.i) / n:.2f} neighbours per particle")

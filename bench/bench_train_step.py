@@ -39,11 +39,14 @@ def main() -> None:
                         help="torch.set_float32_matmul_precision (medium: bf16 products)")
     parser.add_argument("--kernel-table", type=int, default=0,
                         help="train.model.kernel_table: Hermite table intervals (0: off)")
+    parser.add_argument("--friction-table", type=int, default=0,
+                        help="train.model.friction_table: bicubic table intervals (0: off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision(args.matmul_precision)
     n = args.n
-    model, box, q, v = make(n, "cpu", torch.float32, kernel_table=args.kernel_table)
+    model, box, q, v = make(n, "cpu", torch.float32, kernel_table=args.kernel_table,
+                            friction_table=args.friction_table)
     pairs = init_state(model, q, v, box).pairs
     snap = Snapshot(v, pairs, v + 0.01 * torch.randn_like(v), pairs, torch.arange(n),
                     torch.arange(n))

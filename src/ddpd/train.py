@@ -99,7 +99,8 @@ class TrainParams:
         device: "auto" (CUDA if present), "cpu" or "cuda"; overridden by the argument.
         threads: torch CPU threads; null = leave as set by OMP_NUM_THREADS (null).
         compile: run the loss through torch.compile (Inductor; dynamic shapes, no graph
-            break in MetriplecticModel.nll): about 2x the particle-samples/s on a CPU
+            break in MetriplecticModel.nll, one with model.friction_table where the lattice's
+            temperature range is read): about 2x the particle-samples/s on a CPU
             (bench/model.md) for a one-off compilation of each loss variant (warm-up,
             training, validation; ~30-60 s on 2 cores, less with Inductor's on-disk cache).
             Needs a C++ compiler on CPU. Results equal the eager loss to round-off, not

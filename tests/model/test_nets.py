@@ -26,6 +26,10 @@ def test_mlp_forward_with_slope_is_the_jvp(depth):
         y2, dy2 = net.forward_with_slope(x, column)
         torch.testing.assert_close(y2, y, rtol=1e-13, atol=1e-13)
         torch.testing.assert_close(dy2, dy, rtol=1e-12, atol=1e-13)
+        # every column at once (the friction table's nodes)
+        y3, jacobian = net.forward_with_jacobian(x)
+        torch.testing.assert_close(y3, y, rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(jacobian[..., column], dy, rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])

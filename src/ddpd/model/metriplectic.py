@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ddpd.model import bracket
-from ddpd.model.kernel_table import hermite_interpolate, unit_grid
+from ddpd.model.hermite_table import bicubic_hermite, hermite_interpolate, unit_grid
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.nets import MLP, ConvexIncreasing
 from ddpd.model.params import ModelParams, parse_params
@@ -121,9 +121,13 @@ class MetriplecticModel(nn.Module):
     (dw/dr(0) < 0); "free": phi_w an MLP as in shared/method.md §1, which let the learned
     kernel rise with r (attraction) and particles pair up in rollouts, see bench/model.md),
     kernel_table (G > 0: phi_w is evaluated with its slope on G + 1 nodes of [0, 1] and
-    interpolated by cubic Hermite polynomials, :mod:`ddpd.model.kernel_table`, in training
+    interpolated by cubic Hermite polynomials, :mod:`ddpd.model.hermite_table`, in training
     and rollouts alike; its cost no longer grows with the number of pairs; 0: the network
     on every pair),
+    friction_table (G > 0: the friction network's log-amplitudes y(s, T) are evaluated with
+    their slopes on the lattice s = k/G (k = 0..G) by ln(T/e0) = l/G over the cells the
+    pairs occupy, and interpolated by bicubic Hermite patches (:meth:`tabled_log_amplitudes`),
+    in training and rollouts alike; 0: the network on both sides of every pair),
     core_repulsion, core_radius (the pair core prior psi(r) = eps m sigma_v^2 (1 - r/r0)^2
     below r0 = core_radius, the training data's closest approach (:meth:`set_core_radius`);
     it adds to the energy and the conservative force, :meth:`core_pair_energy`; off when
@@ -138,7 +142,8 @@ class MetriplecticModel(nn.Module):
                  friction: tuple[float, float, float], d_ref: float, delta_v_scale: float,
                  jitter: float = 1e-4, friction_scheme: str = "midpoint",
                  learn_k_B: bool = True, kernel_shape: str = "monotone",
-                 kernel_table: int = 0, core_repulsion: float = 0.0, core_radius: float = 0.0):
+                 kernel_table: int = 0, core_repulsion: float = 0.0, core_radius: float = 0.0,
+                 friction_table: int = 0):
         super().__init__()
         self.hparams = dict(
             dim=dim, cutoff=cutoff, width=width, depth=depth, teacher_features=teacher_features,
@@ -146,6 +151,7 @@ class MetriplecticModel(nn.Module):
             friction=list(friction), d_ref=d_ref, delta_v_scale=delta_v_scale, jitter=jitter,
             friction_scheme=friction_scheme, learn_k_B=learn_k_B, kernel_shape=kernel_shape,
             kernel_table=kernel_table, core_repulsion=core_repulsion, core_radius=core_radius,
+            friction_table=friction_table,
         )
         if core_repulsion < 0 or core_radius < 0:
             raise ValueError(f"train.model.core_repulsion: expected >= 0 with a core radius "
@@ -156,6 +162,10 @@ class MetriplecticModel(nn.Module):
             raise ValueError(f"train.model.kernel_table: expected 0 (off) or at least 2 "
                              f"intervals, got {kernel_table!r}")
         self.kernel_table = kernel_table
+        if friction_table != 0 and friction_table < 2:
+            raise ValueError(f"train.model.friction_table: expected 0 (off) or at least 2 "
+                             f"intervals, got {friction_table!r}")
+        self.friction_table = friction_table
         if kernel_shape not in ("monotone", "free"):
             raise ValueError(f"train.model.kernel_shape: expected 'monotone' or 'free', got "
                              f"{kernel_shape!r}")
@@ -243,6 +253,8 @@ class MetriplecticModel(nn.Module):
 
     def amplitudes(self, s: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
         """Per-particle factors (a, b, c)(s, T), (..., 3); A_ij = a_i a_j (1 - s^2)."""
+        if self.friction_table:
+            return torch.exp(self.tabled_log_amplitudes(s, T)[0] + self.log_amp0)
         x = torch.stack([s, T / self.energy_scale], dim=-1)
         return torch.exp(self.friction_net(x) + self.log_amp0)
 
@@ -278,11 +290,57 @@ class MetriplecticModel(nn.Module):
 
     def amplitudes_and_slopes(self, s: torch.Tensor, T: torch.Tensor
                               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a, b, c)(s, T) and d(a, b, c)/dT, each (..., 3), in one forward-mode pass."""
-        x = torch.stack([s, T / self.energy_scale], dim=-1)
-        y, dy = self.friction_net.forward_with_slope(x, 1)
+        """(a, b, c)(s, T) and d(a, b, c)/dT, each (..., 3), in one forward-mode pass
+        (of the network at every point, or of its :attr:`friction_table` nodes)."""
+        if self.friction_table:
+            y, dy_dT = self.tabled_log_amplitudes(s, T)
+        else:
+            x = torch.stack([s, T / self.energy_scale], dim=-1)
+            y, dy = self.friction_net.forward_with_slope(x, 1)
+            dy_dT = dy / self.energy_scale
         f = torch.exp(y + self.log_amp0)
-        return f, f * dy / self.energy_scale
+        return f, f * dy_dT
+
+    def tabled_log_amplitudes(self, s: torch.Tensor, T: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-amplitudes y(s, T) (Q, 3) and dy/dT from the bicubic :attr:`friction_table`.
+
+        Lattice (G = friction_table): s_k = k/G, k = 0..G, and lambda_l = l/G for the
+        integers l of the cells that ln(T/e0) of the queries occupy (T > 0: T = dU/dS with U
+        strictly increasing in S). At each node the network gives y, dy/ds and dy/dx_T
+        (x_T = T/e0) by forward mode; per unit of lattice index p_s = y_s / G,
+        p_lambda = x_T y_x / G, and the cross slope is the second-order difference of
+        p_lambda along k (central; one-sided at s = 0, 1): errors O(G^-4) in y and O(G^-3)
+        in dy/dT (tests). The nodes sit at fixed points, so y(s, T) is one function
+        whatever the other queries; only how many cells are evaluated depends on the spread
+        of T (about (ln(T_max/T_min) G + 2) (G + 1) nodes).
+        dy/dT = (dp/dlambda_index) G / T, exact for the interpolant.
+        """
+        shape = s.shape
+        s, T = s.reshape(-1), T.reshape(-1)
+        G = self.friction_table
+        e0 = self.energy_scale
+        index_T = torch.log(T / e0) * G
+        known = index_T.detach()
+        known = known[torch.isfinite(known)]
+        if known.numel() == 0:
+            lo, hi = 0, 1
+        else:
+            lo = math.floor(known.min().item())
+            hi = max(math.floor(known.max().item()) + 1, lo + 1)
+        s_nodes = unit_grid(G, s)
+        x_nodes = torch.exp(torch.arange(lo, hi + 1, dtype=s.dtype, device=s.device) / G)
+        grid = torch.stack(torch.broadcast_tensors(s_nodes[:, None], x_nodes[None, :]), -1)
+        y, jacobian = self.friction_net.forward_with_jacobian(grid)
+        y_s, y_x = jacobian.unbind(-1)
+        p_s = y_s / G
+        p_l = y_x * x_nodes[None, :, None] / G
+        p_sl = 0.5 * torch.cat([-3 * p_l[:1] + 4 * p_l[1:2] - p_l[2:3], p_l[2:] - p_l[:-2],
+                                3 * p_l[-1:] - 4 * p_l[-2:-1] + p_l[-3:-2]])
+        nodes = torch.stack([y, p_s, p_l, p_sl], dim=2)
+        p, dp = bicubic_hermite(nodes, s.clamp(0.0, 1.0) * G, index_T - lo)
+        dp = dp * (G / T)[:, None]
+        return p.reshape(*shape, p.shape[-1]), dp.reshape(*shape, p.shape[-1])
 
     def self_weight(self, like: torch.Tensor) -> torch.Tensor:
         return self.kernel(torch.zeros((), dtype=like.dtype, device=like.device))
@@ -512,6 +570,7 @@ class MetriplecticModel(nn.Module):
             d_ref=stats["d_ref"], delta_v_scale=stats["delta_v_scale"], jitter=p.jitter,
             friction_scheme=p.friction_scheme, learn_k_B=p.learn_k_B, kernel_shape=p.kernel_shape,
             kernel_table=p.kernel_table, core_repulsion=p.core_repulsion,
+            friction_table=p.friction_table,
         )
         model.hparams["dtype"] = p.dtype
         # Equipartition at the start: k_B T(S=0, V=1/d_ref) = m sigma_v^2.
@@ -613,6 +672,7 @@ class MetriplecticModel(nn.Module):
         h.setdefault("kernel_table", 0)  # models saved before the option
         h.setdefault("core_repulsion", 0.0)  # models saved before the option
         h.setdefault("core_radius", 0.0)
+        h.setdefault("friction_table", 0)  # models saved before the option
         model = cls(**h)
         model.hparams["dtype"] = dtype
         return model.to(torch.float64 if dtype == "float64" else torch.float32)

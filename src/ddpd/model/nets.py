@@ -63,6 +63,25 @@ class MLP(nn.Module):
             t = t @ linear.weight.T
         return a, t.expand_as(a)
 
+    def forward_with_jacobian(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y(x) (..., n_out) and the Jacobian dy/dx (..., n_out, n_in) in one forward pass.
+
+        :meth:`forward_with_slope` for every input column at once: the tangents
+        (dz_k/dx)^T (..., n_in, width) start at W_0^T and go through the layers the same way.
+        """
+        layers = list(self.net)
+        first: nn.Linear = layers[0]
+        a = functional.linear(x, first.weight, first.bias)
+        t = first.weight.T
+        for k in range(1, len(layers) - 1, 2):
+            sig = torch.sigmoid(a)
+            z = a * sig
+            t = (sig * (1.0 + a * (1.0 - sig)))[..., None, :] * t
+            linear: nn.Linear = layers[k + 1]
+            a = functional.linear(z, linear.weight, linear.bias)
+            t = t @ linear.weight.T
+        return a, t.transpose(-1, -2).expand(*a.shape, x.shape[-1])
+
 
 def _positive(w: torch.Tensor) -> torch.Tensor:
     return functional.softplus(w)

@@ -42,6 +42,10 @@ class ModelParams:
             on G + 1 nodes of s = r/h in [0, 1] with its slope, interpolated by cubic
             Hermite polynomials (training and rollouts; bench/model.md measures speed and
             the interpolation error).
+        friction_table: 0 (default): the friction network is evaluated on both sides of
+            every pair; G >= 2: on a lattice of s = k/G by ln(T / m sigma_v^2) = l/G with its
+            slopes, interpolated by bicubic Hermite patches (training and rollouts;
+            bench/model.md measures speed and the interpolation error).
         core_repulsion: strength eps of the pair core prior, in units of m sigma_v^2
             (0, default: off). psi(r) = eps m sigma_v^2 (1 - r/r0)^2 for r < r0, with r0
             the closest approach of any pair in the training data: no training pair feels
@@ -62,6 +66,7 @@ class ModelParams:
     learn_k_B: bool = True
     kernel_shape: str = "monotone"
     kernel_table: int = 0
+    friction_table: int = 0
     core_repulsion: float = 0.0
 
     def __post_init__(self) -> None:
@@ -90,5 +95,8 @@ class ModelParams:
         require(is_int(self.kernel_table) and (self.kernel_table == 0 or self.kernel_table >= 2),
                 s, "kernel_table", "0 (off) or an integer >= 2 (table intervals)",
                 self.kernel_table)
+        require(is_int(self.friction_table)
+                and (self.friction_table == 0 or self.friction_table >= 2), s, "friction_table",
+                "0 (off) or an integer >= 2 (table intervals)", self.friction_table)
         require(is_number(self.core_repulsion) and self.core_repulsion >= 0, s,
                 "core_repulsion", "a number >= 0 (0: off)", self.core_repulsion)
