@@ -1,0 +1,82 @@
+"""Entropy spread in a model's rollout against the teacher's labels on the data.
+
+    python bench/entropy_spread.py results/datasets/colloid.h5 \
+        results/models/colloid/metriplectic results/rollouts/colloid/metriplectic/seed0.h5
+
+Prints, over the interior (evolved) particles of the first test trajectory: the spread of
+the teacher's labels S on data frames and of the rollout's S at the same steps, with T, P;
+the model's k_B T / (dT/dS) at the data's first frame (Einstein: the stationary variance of
+a particle's S at fixed V); and the increments of the labels from frame to frame (their
+standard deviation at lags 1-50 and the lag-1 correlation of successive increments).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+from ddpd.coarse.dataset import load_dataset
+from ddpd.model.api import load_model
+from ddpd.space.neighbours import neighbour_pairs
+
+
+def main() -> None:
+    dataset, model_dir, rollout = sys.argv[1:4]
+    model = load_model(model_dir).double()
+    data = load_dataset(dataset)
+    traj = data.splits["test"][0]
+    box = data.box
+    with h5py.File(rollout) as h:
+        q_r = h["particles/all/position/value"][:]
+        v_r = h["particles/all/velocity/value"][:]
+        S_r = h["observables/all/entropy/value"][:]
+    start = int(np.flatnonzero(np.isfinite(traj.velocity).all(axis=-1).any(axis=-1))[0])
+    interior = traj.present[start].copy()
+    if box.boundary == "open":
+        interior &= ~traj.exterior[start]
+
+    def terms(frame_q, frame_v, offset, S=None):
+        v = torch.nan_to_num(torch.as_tensor(frame_v))
+        pairs = neighbour_pairs(torch.as_tensor(frame_q), box, model.cutoff, offset)
+        with torch.no_grad():
+            S = model.entropy(v, pairs) if S is None else torch.as_tensor(S)
+            return S.numpy(), model.evaluate(v, S, pairs, with_divergence=False)
+
+    def spread(x):
+        x = np.asarray(x)[interior]
+        x = x[np.isfinite(x)]
+        return f"{x.mean():9.3f} +- {x.std():7.3f}"
+
+    k_B = float(model.k_B.detach())
+    for step in (0, 1, 5, 20, 100, len(S_r) - 1):
+        f = start + step
+        offset = float(traj.offset[f]) if traj.offset is not None else 0.0
+        S_d, t_d = terms(traj.position[f], traj.velocity[f], offset)
+        S_m, t_m = terms(q_r[step], v_r[step], 0.0, S_r[step])
+        print(f"step {step:4d}  labels S {spread(S_d)} T {spread(t_d.T)} P {spread(t_d.P)}"
+              f" | rollout S {spread(S_m)} T {spread(t_m.T)} P {spread(t_m.P)}")
+    _, t0 = terms(traj.position[start], traj.velocity[start], 0.0)
+    capacity = float((k_B * t0.T / t0.dT).numpy()[interior].mean())
+    print(f"k_B {k_B:.4f}; <k_B T / (dT/dS)> {capacity:.4f} (a stationary S spread of "
+          f"{capacity ** 0.5:.3f} at fixed V)")
+    labels = []
+    for f in range(start, min(start + 200, len(traj.time))):
+        offset = float(traj.offset[f]) if traj.offset is not None else 0.0
+        S, _ = terms(traj.position[f], traj.velocity[f], offset)
+        S[~np.isfinite(traj.velocity[f]).all(-1) | ~interior] = np.nan
+        labels.append(S)
+    labels = np.array(labels)
+    dS = np.diff(labels, axis=0)
+    ok = np.isfinite(dS[:-1]) & np.isfinite(dS[1:])
+    print(f"labels: spread over particles {np.nanmean(np.nanstd(labels, axis=1)):.3f}, "
+          f"in time per particle {np.nanmean(np.nanstd(labels, axis=0)):.3f}; lag-1 "
+          f"correlation of successive increments {np.corrcoef(dS[:-1][ok], dS[1:][ok])[0, 1]:.3f}")
+    for lag in (1, 2, 5, 10, 50):
+        print(f"  std of S(t + {lag}) - S(t): {np.nanstd(labels[lag:] - labels[:-lag]):.3f}")
+
+
+if __name__ == "__main__":
+    main()
