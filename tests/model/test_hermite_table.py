@@ -44,15 +44,17 @@ def test_hermite_error_is_fourth_order_and_slope_is_its_derivative():
     torch.testing.assert_close(grad, dp, rtol=1e-12, atol=1e-12)
 
 
-def _table_twin(dim: int, intervals: int) -> tuple[MetriplecticModel, MetriplecticModel]:
+def _twin(dim: int, **table) -> tuple[MetriplecticModel, MetriplecticModel]:
+    """The same random model without and with the table ``table`` (kernel_table=G or
+    friction_table=G)."""
     exact = make_model(dim)
-    tabled = make_model(dim, kernel_table=intervals)
+    tabled = make_model(dim, **table)
     tabled.load_state_dict(exact.state_dict())
     return exact, tabled
 
 
 def test_tabled_model_follows_the_network_and_trains_the_same_parameters(dim):
-    exact, tabled = _table_twin(dim, 512)
+    exact, tabled = _twin(dim, kernel_table=512)
     s = torch.rand(500, dtype=torch.float64)
     w, dw = exact.kernel_and_slope(s)
     w_t, dw_t = tabled.kernel_and_slope(s)
@@ -76,16 +78,19 @@ def test_tabled_model_follows_the_network_and_trains_the_same_parameters(dim):
                  .abs().max()) > 1e-6
 
 
-def test_kernel_table_is_saved_and_validated():
-    _, tabled = _table_twin(3, 64)
+@pytest.mark.parametrize("key", ["kernel_table", "friction_table"])
+def test_tables_are_saved_and_validated(key):
+    _, tabled = _twin(3, **{key: 64})
     rebuilt = MetriplecticModel.from_hparams(tabled.hparams)
-    assert rebuilt.kernel_table == 64
+    assert getattr(rebuilt, key) == 64
     legacy = dict(tabled.hparams)
-    del legacy["kernel_table"]
-    assert MetriplecticModel.from_hparams(legacy).kernel_table == 0
+    del legacy[key]
+    assert getattr(MetriplecticModel.from_hparams(legacy), key) == 0
     for bad in (1, -4, 2.5, True, "256"):
-        with pytest.raises(ValueError, match="kernel_table"):
-            ModelParams(kernel_table=bad)
+        with pytest.raises(ValueError, match=key):
+            ModelParams(**{key: bad})
+    with pytest.raises(ValueError, match=key):
+        make_model(3, **{key: 1})
 
 
 # -- the friction table: bicubic Hermite patches in (s, ln T) ------------------------------
@@ -118,21 +123,14 @@ def test_bicubic_hermite_reproduces_bicubics():
     torch.testing.assert_close(dp_dy, poly(x, y, 0, 1), rtol=0, atol=1e-10)
 
 
-def _friction_twin(dim: int, intervals: int) -> tuple[MetriplecticModel, MetriplecticModel]:
-    exact = make_model(dim)
-    tabled = make_model(dim, friction_table=intervals)
-    tabled.load_state_dict(exact.state_dict())
-    return exact, tabled
-
-
 def test_friction_table_converges_to_the_network_and_its_slope_is_exact():
     s = torch.rand(400, dtype=torch.float64)
-    exact, _ = _friction_twin(3, 2)
+    exact, _ = _twin(3, friction_table=2)
     T = exact.energy_scale * (0.7 + 0.8 * torch.rand(400, dtype=torch.float64))
     f, df = exact.amplitudes_and_slopes(s, T)
     errors = []
     for intervals in (8, 16, 32, 64):
-        _, tabled = _friction_twin(3, intervals)
+        _, tabled = _twin(3, friction_table=intervals)
         f_t, df_t = tabled.amplitudes_and_slopes(s, T)
         errors.append((float(((f_t - f) / f).abs().max().detach()),
                        float(((df_t - df).abs().max() / df.abs().max()).detach())))
@@ -155,7 +153,7 @@ def test_friction_table_converges_to_the_network_and_its_slope_is_exact():
 def test_friction_table_is_one_function_whatever_the_other_queries():
     """The lattice nodes sit at fixed points: adding a far-away temperature to the batch
     (more cells) does not change any other pair's amplitudes beyond round-off."""
-    _, tabled = _friction_twin(2, 16)
+    _, tabled = _twin(2, friction_table=16)
     s = torch.rand(50, dtype=torch.float64)
     T = tabled.energy_scale * (0.9 + 0.2 * torch.rand(50, dtype=torch.float64))
     f, df = tabled.amplitudes_and_slopes(s, T)
@@ -169,7 +167,7 @@ def test_friction_table_is_one_function_whatever_the_other_queries():
 
 
 def test_friction_table_trains_the_friction_network():
-    exact, tabled = _friction_twin(3, 64)
+    exact, tabled = _twin(3, friction_table=64)
     box, q, v, S, pairs, _ = make_state(3, n=40, seed=3)
     v1 = v + 0.05 * torch.randn_like(v)
     snap = Snapshot(v, pairs, v1, pairs, torch.arange(40), torch.arange(40))
@@ -184,17 +182,3 @@ def test_friction_table_trains_the_friction_network():
         torch.testing.assert_close(g_t, g, rtol=1e-3, atol=1e-6, msg=name)
     k = names.index("friction_net.net.0.weight")
     assert float(grads[1][k].abs().max()) > 1e-6
-
-
-def test_friction_table_is_saved_and_validated():
-    _, tabled = _friction_twin(3, 32)
-    rebuilt = MetriplecticModel.from_hparams(tabled.hparams)
-    assert rebuilt.friction_table == 32
-    legacy = dict(tabled.hparams)
-    del legacy["friction_table"]
-    assert MetriplecticModel.from_hparams(legacy).friction_table == 0
-    for bad in (1, -4, 2.5, True, "256"):
-        with pytest.raises(ValueError, match="friction_table"):
-            ModelParams(friction_table=bad)
-    with pytest.raises(ValueError, match="friction_table"):
-        make_model(3, friction_table=1)
