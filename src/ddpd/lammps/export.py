@@ -133,7 +133,7 @@ def _network_thermo(model, S: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 
 def _network_amplitudes(model, s: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """(n, 6): a, b, c and their T-slopes from the network (float64)."""
+    """(n, 6): a, b, c and their T-slopes from the model (its network or friction table)."""
     import torch
 
     s_t = torch.as_tensor(s, dtype=torch.float64)
