@@ -12,7 +12,7 @@ standard deviation at lags 1-50 and the lag-1 correlation of successive incremen
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import h5py
 import numpy as np
@@ -24,15 +24,21 @@ from ddpd.space.neighbours import neighbour_pairs
 
 
 def main() -> None:
-    dataset, model_dir, rollout = sys.argv[1:4]
-    model = load_model(model_dir).double()
-    data = load_dataset(dataset)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", help="the dataset the model was trained on (.h5)")
+    parser.add_argument("model_dir", help="the trained model's folder")
+    parser.add_argument("rollout", help="a rollout of that model (H5MD, ddpd rollout)")
+    args = parser.parse_args()
+    model = load_model(args.model_dir).double()
+    data = load_dataset(args.dataset)
     traj = data.splits["test"][0]
     box = data.box
-    with h5py.File(rollout) as h:
+    with h5py.File(args.rollout) as h:
         q_r = h["particles/all/position/value"][:]
         v_r = h["particles/all/velocity/value"][:]
         S_r = h["observables/all/entropy/value"][:]
+        offset_key = "observables/all/lees_edwards_offset/value"
+        offset_r = h[offset_key][:] if offset_key in h else np.zeros(len(S_r))
     start = int(np.flatnonzero(np.isfinite(traj.velocity).all(axis=-1).any(axis=-1))[0])
     interior = traj.present[start].copy()
     if box.boundary == "open":
@@ -50,22 +56,23 @@ def main() -> None:
         x = x[np.isfinite(x)]
         return f"{x.mean():9.3f} +- {x.std():7.3f}"
 
+    def data_offset(f):
+        return float(traj.offset[f]) if traj.offset is not None else 0.0
+
     k_B = float(model.k_B.detach())
     for step in (0, 1, 5, 20, 100, len(S_r) - 1):
         f = start + step
-        offset = float(traj.offset[f]) if traj.offset is not None else 0.0
-        S_d, t_d = terms(traj.position[f], traj.velocity[f], offset)
-        S_m, t_m = terms(q_r[step], v_r[step], 0.0, S_r[step])
+        S_d, t_d = terms(traj.position[f], traj.velocity[f], data_offset(f))
+        S_m, t_m = terms(q_r[step], v_r[step], float(offset_r[step]), S_r[step])
         print(f"step {step:4d}  labels S {spread(S_d)} T {spread(t_d.T)} P {spread(t_d.P)}"
               f" | rollout S {spread(S_m)} T {spread(t_m.T)} P {spread(t_m.P)}")
-    _, t0 = terms(traj.position[start], traj.velocity[start], 0.0)
+    _, t0 = terms(traj.position[start], traj.velocity[start], data_offset(start))
     capacity = float((k_B * t0.T / t0.dT).numpy()[interior].mean())
     print(f"k_B {k_B:.4f}; <k_B T / (dT/dS)> {capacity:.4f} (a stationary S spread of "
           f"{capacity ** 0.5:.3f} at fixed V)")
     labels = []
     for f in range(start, min(start + 200, len(traj.time))):
-        offset = float(traj.offset[f]) if traj.offset is not None else 0.0
-        S, _ = terms(traj.position[f], traj.velocity[f], offset)
+        S, _ = terms(traj.position[f], traj.velocity[f], data_offset(f))
         S[~np.isfinite(traj.velocity[f]).all(-1) | ~interior] = np.nan
         labels.append(S)
     labels = np.array(labels)

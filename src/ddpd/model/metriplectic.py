@@ -326,8 +326,9 @@ class MetriplecticModel(nn.Module):
         if known.numel() == 0:
             lo, hi = 0, 1
         else:
-            lo = math.floor(known.min().item())
-            hi = max(math.floor(known.max().item()) + 1, lo + 1)
+            low, high = torch.aminmax(known)  # one read of the range (one sync on a GPU)
+            lo = math.floor(low.item())
+            hi = max(math.floor(high.item()) + 1, lo + 1)
         s_nodes = unit_grid(G, s)
         x_nodes = torch.exp(torch.arange(lo, hi + 1, dtype=s.dtype, device=s.device) / G)
         grid = torch.stack(torch.broadcast_tensors(s_nodes[:, None], x_nodes[None, :]), -1)
