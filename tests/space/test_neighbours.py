@@ -44,6 +44,27 @@ def test_cell_list_matches_brute_force(box, offset):
     torch.testing.assert_close(fast.jump[order_f], slow.jump[order_s])
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_open_box_far_flung_particles(dim):
+    """A diverging rollout in an open box: particles at 1e5 and 1e12 length units. Only
+    occupied cells are stored (a grid over the bounding box would need ~1e11 cells per
+    axis), beyond 2^(60/D) cells the indices are clamped, and no pair is lost or invented."""
+    gen = torch.Generator().manual_seed(2)
+    q = torch.rand(200, dim, generator=gen, dtype=torch.float64) * 12.0
+    step = torch.zeros(dim, dtype=torch.float64)
+    step[0] = 1.0
+    for k, far in enumerate((1e5, -1e5, 1e12, -3e12)):
+        q[2 * k] = far  # a far pair, 1.0 apart (inside the cutoff)
+        q[2 * k + 1] = far + step
+    q[9] = 1e12 + 5.0  # near the 1e12 pair, but not within the cutoff
+    box = Box(edges=(12.0,) * dim, boundary="open")
+    fast = neighbour_pairs(q, box, 2.1)
+    slow = brute_force_pairs(q, box, 2.1)
+    assert _as_set(fast) == _as_set(slow)
+    assert {(0, 1), (2, 3), (4, 5), (6, 7)} <= _as_set(fast)
+    assert not any(9 in pair for pair in _as_set(fast))
+
+
 def test_lees_edwards_image_and_velocity_jump():
     box = Box(edges=(10.0, 10.0), boundary="lees-edwards", shear_rate=0.2)
     offset = 13.0  # accumulated: more than one box length

@@ -2,8 +2,10 @@
 
 Method (Allen & Tildesley, *Computer Simulation of Liquids*, 2nd ed., §5.3.2): particles are
 sorted into cubic cells of edge >= h; each particle is compared with the particles of the
-3^D cells around the cell that contains it. Memory is linear in N: the candidate list has
-N * 3^D * (particles per cell) entries and no N x N buffer is ever allocated.
+3^D cells around the cell that contains it. Memory is linear in N: only occupied cells are
+stored (sorted keys, found by binary search), the candidate list has N * 3^D * (particles
+per cell) entries and no N x N buffer is ever allocated, also in an open box whose
+particles spread far (no grid over their bounding box).
 
 Lees-Edwards boxes: for the cells across the y boundary the x cell index is taken at the
 particle's x shifted by -/+ the accumulated offset (the shifted image row), so no neighbour
@@ -87,22 +89,29 @@ def neighbour_pairs(q: torch.Tensor, box: Box, cutoff: float, offset: float = 0.
         lo = torch.as_tensor(box.origin, dtype=q.dtype, device=device)
         size = torch.as_tensor(box.edges, dtype=q.dtype, device=device)
         qp = lo + torch.remainder(qp - lo, size)
+        n_cells = torch.clamp(torch.floor(size / cutoff), min=1).to(torch.int64)
+        cell_size = size / n_cells
+        cell = torch.floor((qp - lo) / cell_size).to(torch.int64)
+        cell = torch.minimum(cell.clamp_min(0), n_cells - 1)
     else:
+        # Cells of edge h from the lowest particle on; however far a particle has gone
+        # (a diverging rollout), cell indices stop at 2^(60/D) - 3, which keeps the cell
+        # keys inside int64 and merges only empty space: two particles within h of each
+        # other are in the same or adjacent cells before and after the clamp.
         lo = qp.min(0).values
-        size = (qp.max(0).values - lo).clamp_min(cutoff)
-    n_cells = torch.clamp(torch.floor(size / cutoff), min=1).to(torch.int64)
-    cell_size = size / n_cells
-    cell = torch.floor((qp - lo) / cell_size).to(torch.int64)
-    cell = torch.minimum(cell.clamp_min(0), n_cells - 1)
+        cell_max = 2 ** (60 // dim) - 3
+        cell = torch.floor(((qp - lo) / cutoff).clamp(0, cell_max)).to(torch.int64)
+        n_cells = torch.full((dim,), cell_max + 1, dtype=torch.int64, device=device)
 
+    # Only occupied cells are stored (at most N): cell keys sorted, a neighbour cell found
+    # by binary search. Keys count neighbour indices -1 .. n_cells from 0 (the + 1).
+    base = n_cells + 2
     strides = torch.ones(dim, dtype=torch.int64, device=device)
     for d in range(dim - 2, -1, -1):
-        strides[d] = strides[d + 1] * n_cells[d + 1]
-    flat = (cell * strides).sum(-1)
+        strides[d] = strides[d + 1] * base[d + 1]
+    flat = ((cell + 1) * strides).sum(-1)
     order = torch.argsort(flat, stable=True)
-    flat_sorted = flat[order]
-    total_cells = int(torch.prod(n_cells))
-    count = torch.bincount(flat_sorted, minlength=total_cells)
+    occupied, count = torch.unique_consecutive(flat[order], return_counts=True)
     start = torch.cumsum(count, 0) - count
 
     sheared = box.boundary == "lees-edwards"
@@ -124,15 +133,15 @@ def neighbour_pairs(q: torch.Tensor, box: Box, cutoff: float, offset: float = 0.
             neigh[..., 0] = torch.where(crosses, x_cell, neigh[..., 0])
         if box.periodic:
             neigh = torch.remainder(neigh, n_cells)
-            src, nflat = particle.reshape(-1), (neigh * strides).sum(-1).reshape(-1)
-        else:
-            valid = ((neigh >= 0) & (neigh < n_cells)).all(-1)
-            src, nflat = particle[valid], (neigh[valid] * strides).sum(-1)
-        c = count[nflat]
+        key = ((neigh + 1) * strides).sum(-1)
+        slot = torch.searchsorted(occupied, key).clamp_max(len(occupied) - 1)
+        hit = occupied[slot] == key  # an empty or outside cell has no key
+        src, slot = particle[hit], slot[hit]
+        c = count[slot]
         offsets = torch.cumsum(c, 0)
         total = int(offsets[-1]) if len(offsets) else 0
         owner = torch.repeat_interleave(src, c, output_size=total)
-        first = torch.repeat_interleave(start[nflat] - (offsets - c), c, output_size=total)
+        first = torch.repeat_interleave(start[slot] - (offsets - c), c, output_size=total)
         other = order[first + torch.arange(total, device=device)]
         keep = owner < other
         cand_i.append(owner[keep])
