@@ -8,12 +8,14 @@ from ddpd.space import Box, neighbour_pairs
 
 
 def make_model(dim: int = 3, seed: int = 0, cutoff: float = 2.0,
-               kernel_table: int = 0, friction_table: int = 0) -> MetriplecticModel:
+               kernel_table: int = 0, friction_table: int = 0,
+               energy: str = "coupled") -> MetriplecticModel:
     torch.manual_seed(seed)
     model = MetriplecticModel(
         dim=dim, cutoff=cutoff, width=16, depth=2, teacher_features=4, mass=1.3,
         learn_mass=False, speed_scale=1.0, dt=0.01, friction=(0.5, 0.4, 0.3), d_ref=3.0,
         delta_v_scale=0.3, kernel_table=kernel_table, friction_table=friction_table,
+        energy=energy,
     ).double()
     with torch.no_grad():  # move away from the initial (constant) functions
         for name, p in model.named_parameters():

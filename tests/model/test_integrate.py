@@ -17,8 +17,9 @@ from .conftest import make_model
 
 
 def _start(dim, seed=0, n=40, speed=1.0, boundary="periodic", kernel_table=0, core=False,
-           friction_table=0):
-    model = make_model(dim, seed=seed, kernel_table=kernel_table, friction_table=friction_table)
+           friction_table=0, energy="coupled"):
+    model = make_model(dim, seed=seed, kernel_table=kernel_table, friction_table=friction_table,
+                       energy=energy)
     if core:  # the pair core prior (train.model.core_repulsion), acting on close pairs
         model.core_repulsion, model.core_radius = 3.0, 1.0
     gen = torch.Generator().manual_seed(seed + 10)
@@ -41,13 +42,15 @@ def _momentum(model, state):
     return model.mass * state.v.sum(0)
 
 
-@pytest.mark.parametrize(("kernel_table", "friction_table", "core"),
-                         [(0, 0, False), (16, 0, False), (0, 16, False), (0, 0, True)],
-                         ids=["network", "table16", "friction_table16", "core"])
+@pytest.mark.parametrize(("kernel_table", "friction_table", "core", "energy"),
+                         [(0, 0, False, "coupled"), (16, 0, False, "coupled"),
+                          (0, 16, False, "coupled"), (0, 0, True, "coupled"),
+                          (0, 0, False, "separable")],
+                         ids=["network", "table16", "friction_table16", "core", "separable"])
 def test_exact_energy_step_conserves_energy_and_momentum(dim, kernel_table, friction_table,
-                                                         core):
+                                                         core, energy):
     model, box, state = _start(dim, kernel_table=kernel_table, core=core,
-                               friction_table=friction_table)
+                               friction_table=friction_table, energy=energy)
     assert (float(model.core_energy(state.pairs)) > 0) == core
     # the rollouts' record of the energy is this one
     assert float(model.observables(state, box)["total_energy"]) == pytest.approx(

@@ -24,7 +24,7 @@ from torch import nn
 from ddpd.model import bracket
 from ddpd.model.hermite_table import bicubic_hermite, hermite_interpolate, unit_grid
 from ddpd.model.likelihood import gaussian_nll
-from ddpd.model.nets import MLP, ConvexIncreasing
+from ddpd.model.nets import MLP, ConvexIncreasing, SeparableConvexIncreasing
 from ddpd.model.params import ModelParams, parse_params
 from ddpd.model.teacher import teacher_entropy
 from ddpd.space.neighbours import Pairs, neighbour_pairs
@@ -128,6 +128,8 @@ class MetriplecticModel(nn.Module):
     their slopes on the lattice s = k/G (k = 0..G) by ln(T/e0) = l/G over the cells the
     pairs occupy, and interpolated by bicubic Hermite patches (:meth:`tabled_log_amplitudes`),
     in training and rollouts alike; 0: the network on both sides of every pair),
+    energy ("coupled": U(S, V) one input-convex network, shared/method.md §1; "separable":
+    U = U_S(S) + U_V(V), :class:`SeparableConvexIncreasing`, so P does not depend on S),
     core_repulsion, core_radius (the pair core prior psi(r) = eps m sigma_v^2 (1 - r/r0)^2
     below r0 = core_radius, the training data's closest approach (:meth:`set_core_radius`);
     it adds to the energy and the conservative force, :meth:`core_pair_energy`; off when
@@ -143,7 +145,7 @@ class MetriplecticModel(nn.Module):
                  jitter: float = 1e-4, friction_scheme: str = "midpoint",
                  learn_k_B: bool = True, kernel_shape: str = "monotone",
                  kernel_table: int = 0, core_repulsion: float = 0.0, core_radius: float = 0.0,
-                 friction_table: int = 0):
+                 friction_table: int = 0, energy: str = "coupled"):
         super().__init__()
         self.hparams = dict(
             dim=dim, cutoff=cutoff, width=width, depth=depth, teacher_features=teacher_features,
@@ -151,7 +153,7 @@ class MetriplecticModel(nn.Module):
             friction=list(friction), d_ref=d_ref, delta_v_scale=delta_v_scale, jitter=jitter,
             friction_scheme=friction_scheme, learn_k_B=learn_k_B, kernel_shape=kernel_shape,
             kernel_table=kernel_table, core_repulsion=core_repulsion, core_radius=core_radius,
-            friction_table=friction_table,
+            friction_table=friction_table, energy=energy,
         )
         if core_repulsion < 0 or core_radius < 0:
             raise ValueError(f"train.model.core_repulsion: expected >= 0 with a core radius "
@@ -192,7 +194,11 @@ class MetriplecticModel(nn.Module):
             self.register_buffer("log_k_B", torch.tensor(0.0))
         self.kernel_net = (ConvexIncreasing(1, width, depth) if kernel_shape == "monotone"
                            else MLP(1, 1, width, depth))
-        self.energy_net = ConvexIncreasing(2, width, depth)
+        if energy not in ("coupled", "separable"):
+            raise ValueError(f"train.model.energy: expected 'coupled' or 'separable', got "
+                             f"{energy!r}")
+        self.energy_net = (ConvexIncreasing(2, width, depth) if energy == "coupled"
+                           else SeparableConvexIncreasing(2, width, depth))
         self.friction_net = MLP(2, 3, width, depth)
         self.register_buffer("log_amp0", 0.5 * torch.log(torch.tensor(friction)))
         self.phi = MLP(3, teacher_features, width, depth, zero_last=False)
@@ -571,7 +577,7 @@ class MetriplecticModel(nn.Module):
             d_ref=stats["d_ref"], delta_v_scale=stats["delta_v_scale"], jitter=p.jitter,
             friction_scheme=p.friction_scheme, learn_k_B=p.learn_k_B, kernel_shape=p.kernel_shape,
             kernel_table=p.kernel_table, core_repulsion=p.core_repulsion,
-            friction_table=p.friction_table,
+            friction_table=p.friction_table, energy=p.energy,
         )
         model.hparams["dtype"] = p.dtype
         # Equipartition at the start: k_B T(S=0, V=1/d_ref) = m sigma_v^2.
@@ -674,6 +680,7 @@ class MetriplecticModel(nn.Module):
         h.setdefault("core_repulsion", 0.0)  # models saved before the option
         h.setdefault("core_radius", 0.0)
         h.setdefault("friction_table", 0)  # models saved before the option
+        h.setdefault("energy", "coupled")  # models saved before the option
         model = cls(**h)
         model.hparams["dtype"] = dtype
         return model.to(torch.float64 if dtype == "float64" else torch.float32)

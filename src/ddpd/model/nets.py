@@ -173,3 +173,34 @@ class ConvexIncreasing(nn.Module):
         lin = _positive(self.a)
         u = z @ c + x @ lin
         return u, torch.einsum("...wn,w->...n", grad, c) + lin, hess @ c
+
+
+class SeparableConvexIncreasing(nn.Module):
+    """u(x) = sum_k u_k(x_k): one :class:`ConvexIncreasing` network per input.
+
+    Convex and strictly increasing in every input, like :class:`ConvexIncreasing`, but with
+    no cross terms: d^2u/dx_k dx_l = 0 for k != l. As the internal energy
+    U(S, V) = U_S(S) + U_V(V) it makes T = dU/dS a function of S alone and P = -dU/dV one of
+    V alone (train.model.energy 'separable'): the thermal variable cannot change the
+    pressure, as for particles whose heat goes to an ideal bath (a solvent at fixed
+    temperature). Same interface: ``forward`` and ``forward_with_derivatives``.
+    """
+
+    def __init__(self, n_in: int, width: int, depth: int):
+        super().__init__()
+        self.parts = nn.ModuleList([ConvexIncreasing(1, width, depth) for _ in range(n_in)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(part(x[..., k:k + 1]) for k, part in enumerate(self.parts))
+
+    def forward_with_derivatives(self, x: torch.Tensor, column: int = 0
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """u(x), du/dx (..., n_in) and d^2u/dx_column^2 (...,): each part's own by hand."""
+        u, grad, hess = [], [], None
+        for k, part in enumerate(self.parts):
+            u_k, du_k, d2u_k = part.forward_with_derivatives(x[..., k:k + 1], 0)
+            u.append(u_k)
+            grad.append(du_k[..., 0])
+            if k == column:
+                hess = d2u_k
+        return sum(u), torch.stack(grad, dim=-1), hess

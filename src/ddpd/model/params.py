@@ -52,6 +52,10 @@ class ModelParams:
             it, so the fit is unchanged, and rollouts cannot push pairs through each other
             where the data never went (the learned kernel is finite at r = 0). The LAMMPS
             port (tables, fix external, the compiled fix) computes it exactly.
+        energy: ``coupled`` (default): U(S, V) is one input-convex network
+            (shared/method.md §1); ``separable``: U = U_S(S) + U_V(V), each convex and
+            increasing, so T depends on S alone and P on V alone: the entropy variable
+            cannot move the pressure (a heat bath such as a colloid's solvent).
     """
 
     cutoff: float | None = None
@@ -68,6 +72,7 @@ class ModelParams:
     kernel_table: int = 0
     friction_table: int = 0
     core_repulsion: float = 0.0
+    energy: str = "coupled"
 
     def __post_init__(self) -> None:
         s = "model"
@@ -98,5 +103,7 @@ class ModelParams:
         require(is_int(self.friction_table)
                 and (self.friction_table == 0 or self.friction_table >= 2), s, "friction_table",
                 "0 (off) or an integer >= 2 (table intervals)", self.friction_table)
+        require(self.energy in ("coupled", "separable"), s, "energy",
+                "'coupled' or 'separable'", self.energy)
         require(is_number(self.core_repulsion) and self.core_repulsion >= 0, s,
                 "core_repulsion", "a number >= 0 (0: off)", self.core_repulsion)
