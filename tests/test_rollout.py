@@ -157,7 +157,10 @@ def test_video_like_data_starts_at_the_first_frame_with_velocities(trained, tmp_
     assert not np.allclose(traj.position[1:, evolved], test.position[2:][:, evolved])
 
 
-def test_a_diverging_model_is_recorded_not_crashed(trained, tmp_path, monkeypatch):
+@pytest.mark.parametrize("factor", [float("nan"), 2000.0], ids=["nan", "runaway"])
+def test_a_diverging_model_is_recorded_not_crashed(trained, tmp_path, monkeypatch, factor):
+    """Velocities turn NaN, or finite but 2000x too fast (beyond DIVERGED_SPEED sigma_v),
+    at step 3: the rollout records the step and NaN frames from there on."""
     from ddpd.model.metriplectic import MetriplecticModel
 
     ds, model = trained["periodic"]
@@ -167,7 +170,7 @@ def test_a_diverging_model_is_recorded_not_crashed(trained, tmp_path, monkeypatc
     def blow_up(self, state, *args, **kwargs):
         calls["n"] += 1
         new = original(self, state, *args, **kwargs)
-        return new._replace(v=new.v * float("nan")) if calls["n"] == 3 else new
+        return new._replace(v=new.v * factor) if calls["n"] == 3 else new
 
     monkeypatch.setattr(MetriplecticModel, "step", blow_up)
     rollout(model, ds, {"n_steps": 6, "save_every": 1, "device": "cpu"}, tmp_path / "d.h5")

@@ -34,6 +34,12 @@ from ddpd.train import resolve_device
 
 log = logging.getLogger(__name__)
 
+# A rollout has diverged when an evolved particle's speed is not finite or exceeds this many
+# times the data's speed scale sigma_v (a Maxwellian reaches 1000 sigma_v with probability
+# ~exp(-5e5)): a colloid model whose entropies ran away kept finite speeds of 1e6 sigma_v
+# for 190 steps, which made every statistic meaningless without being flagged.
+DIVERGED_SPEED = 1000.0
+
 @dataclass(frozen=True)
 class RolloutParams:
     """Section ``rollout``.
@@ -146,17 +152,20 @@ def run_one(model, data, k: int, p: RolloutParams, dev: torch.device,
 
     record(state)
     diverged_at = None
+    speed_limit = DIVERGED_SPEED * float(data.stats["speed_scale"])
     for step in tqdm(range(1, n_steps + 1), desc=f"rollout {k}"):
         state = model.step(state, box, dt, gen, p.integrator)
         if box.boundary == "open":
             state = _prescribe(model, state, traj, start + step, fixed, box)
-        if not bool(torch.isfinite(state.v[~fixed]).all()):
+        speed = torch.linalg.vector_norm(state.v[~fixed], dim=-1)
+        if not bool((speed <= speed_limit).all()):  # also false for NaN
             diverged_at = step
             break
         if step % p.save_every == 0:
             record(state)
     if diverged_at is not None:
-        # A model that blows up is a result, not a crash: the remaining frames are NaN
+        # A model that blows up is a result, not a crash: from the step that diverged
+        # (non-finite or runaway speeds, DIVERGED_SPEED) on, the frames are NaN
         # (absent particles for the statistics) and the step is recorded in the metadata.
         log.warning("rollout %d diverged at step %d of %d", k, diverged_at, n_steps)
         for key in frames:
