@@ -6,6 +6,9 @@ velocities Gaussian: the cost depends only on N and the pair count.
 
     OMP_NUM_THREADS=2 python bench/bench_model.py --threads 2 --n 1000 10000
 
+``--skin F`` runs the rollouts with the Verlet list of ``rollout.skin: F`` (skin F * cutoff),
+timed over ``--rollout-steps`` steps after one warm-up step, list builds included.
+
 ``--compile`` trains through ``ddpd.train.compiled_loss`` (torch.compile of the NLL, as
 ``train.compile: true``); the first call's compilation is timed separately.
 
@@ -44,7 +47,7 @@ from ddpd.lammps.plugin import (
 from ddpd.model import bracket
 from ddpd.model.integrate import euler_step, exact_energy_step, init_state
 from ddpd.model.metriplectic import MetriplecticModel, Snapshot
-from ddpd.space import Box, neighbour_pairs
+from ddpd.space import Box, VerletList, neighbour_pairs
 from ddpd.train import compiled_loss
 
 DENSITY = 0.0364
@@ -104,15 +107,22 @@ def main() -> None:
                         help="train.model.kernel_table: Hermite table intervals (0: off)")
     parser.add_argument("--friction-table", type=int, default=0,
                         help="train.model.friction_table: bicubic table intervals (0: off)")
+    parser.add_argument("--skin", type=float, default=0.0,
+                        help="rollout.skin: Verlet list skin / cutoff (0: a cell list every "
+                             "step); the rollouts are then timed over --rollout-steps steps")
+    parser.add_argument("--rollout-steps", type=int, default=None,
+                        help="steps per timed rollout (default: --repeats)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     print(f"device {args.device} threads {torch.get_num_threads()} dtype {args.dtype} "
           f"width {args.width} friction {args.friction_scheme} "
-          f"kernel table {args.kernel_table} friction table {args.friction_table}")
+          f"kernel table {args.kernel_table} friction table {args.friction_table} "
+          f"skin {args.skin}")
     for n in args.n:
         bench_one(n, args.device, dtype, args.repeats, args.width, args.friction_scheme,
-                  args.compile, args.kernel_table, args.friction_table)
+                  args.compile, args.kernel_table, args.friction_table, args.skin,
+                  args.rollout_steps or args.repeats)
         if args.plugin_ranks:
             bench_plugin(n, dtype, args.width, args.friction_scheme, args.plugin_ranks,
                          args.plugin_steps)
@@ -120,7 +130,7 @@ def main() -> None:
 
 def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
               friction_scheme: str, compile_loss: bool = False, kernel_table: int = 0,
-              friction_table: int = 0) -> None:
+              friction_table: int = 0, skin: float = 0.0, rollout_steps: int = 5) -> None:
     model, box, q, v = make(n, device, dtype, width=width, friction_scheme=friction_scheme,
                             kernel_table=kernel_table, friction_table=friction_table)
     state = init_state(model, q, v, box)
@@ -128,13 +138,16 @@ def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
     print(f"N = {n}: {2 * len(pairs.i) / n:.2f} neighbours per particle")
     gen = torch.Generator(device=device).manual_seed(1)
     for name, step in (("euler", euler_step), ("exact_energy", exact_energy_step)):
-        holder = {"s": state}
+        listed = VerletList(box, CUTOFF, skin * CUTOFF) if skin > 0 else None
+        holder = {"s": state._replace(neighbours=listed)}
 
         def run(step=step, holder=holder):
             holder["s"] = step(model, holder["s"], box, ROLLOUT_DT, gen)
 
-        sec = timed(run, repeats, device)
-        print(f"  rollout {name:12s}: {sec * 1e3:8.1f} ms/step {n / sec:10.0f} particle-steps/s")
+        sec = timed(run, rollout_steps, device)
+        builds = f" ({listed.builds} list builds)" if listed is not None else ""
+        print(f"  rollout {name:12s}: {sec * 1e3:8.1f} ms/step {n / sec:10.0f} "
+              f"particle-steps/s{builds}")
     sec = timed(lambda: neighbour_pairs(q, box, CUTOFF), repeats, device)
     print(f"  neighbour search    : {sec * 1e3:8.1f} ms")
     snap = Snapshot(v, pairs, v + 0.01 * torch.randn_like(v), pairs,

@@ -157,6 +157,40 @@ def test_video_like_data_starts_at_the_first_frame_with_velocities(trained, tmp_
     assert not np.allclose(traj.position[1:, evolved], test.position[2:][:, evolved])
 
 
+@pytest.mark.parametrize("kind", ["periodic", "sheared", "open"])
+def test_neighbour_skin_changes_nothing_but_the_builds(trained, tmp_path, monkeypatch, kind):
+    """rollout.skin: the Verlet list gives the rollout of a cell list every step, bit for
+    bit, with fewer cell-list builds (periodic and sheared: in an open box the prescribed
+    tracks come and go, and every change of the present particles rebuilds)."""
+    import ddpd.rollout as rollout_module
+    from ddpd.space.neighbours import VerletList
+
+    lists = []
+
+    class Recorded(VerletList):
+        def __init__(self, *args):
+            super().__init__(*args)
+            lists.append(self)
+
+    monkeypatch.setattr(rollout_module, "VerletList", Recorded)
+    ds, model = trained[kind]
+    n_steps = 12 if kind == "open" else 40
+    runs = {}
+    for skin in (0.0, 0.5):  # 8 / 17 / 14 builds in the three boxes when this was written
+        out = tmp_path / f"skin{skin}.h5"
+        rollout(model, ds, {"n_steps": n_steps, "save_every": 1, "device": "cpu",
+                            "skin": skin}, out)
+        runs[skin] = read_trajectory(out)
+    assert len(lists) == 1
+    assert 1 <= lists[0].builds < (n_steps if kind != "open" else 3 * n_steps)
+    if kind != "open":
+        assert lists[0].builds < n_steps // 2
+    np.testing.assert_array_equal(runs[0.0].position, runs[0.5].position)
+    np.testing.assert_array_equal(runs[0.0].velocity, runs[0.5].velocity)
+    np.testing.assert_array_equal(runs[0.0].observables["entropy"],
+                                  runs[0.5].observables["entropy"])
+
+
 @pytest.mark.parametrize("factor", [float("nan"), 2000.0], ids=["nan", "runaway"])
 def test_a_diverging_model_is_recorded_not_crashed(trained, tmp_path, monkeypatch, factor):
     """Velocities turn NaN, or finite but 2000x too fast (beyond DIVERGED_SPEED sigma_v),

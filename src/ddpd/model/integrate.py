@@ -41,7 +41,7 @@ from ddpd.model.metriplectic import MetriplecticModel
 from ddpd.model.noise import noise_at_midpoint, pair_noise
 from ddpd.space.box import Box
 from ddpd.space.geometry import lees_edwards_offset, wrap_images
-from ddpd.space.neighbours import Pairs, neighbour_pairs
+from ddpd.space.neighbours import Pairs, VerletList, neighbour_pairs
 
 
 class State(NamedTuple):
@@ -56,6 +56,8 @@ class State(NamedTuple):
         pairs: neighbour pairs of ``q`` (or None: recomputed).
         image: (N, D) int64 box lengths crossed since the start (see
             :func:`ddpd.space.geometry.wrap_images`), or None (zeros).
+        neighbours: a :class:`ddpd.space.neighbours.VerletList` that finds the pairs of
+            the next positions, or None (a new cell list every step; same pairs).
     """
 
     q: torch.Tensor
@@ -65,6 +67,7 @@ class State(NamedTuple):
     offset: float
     pairs: Pairs | None = None
     image: torch.Tensor | None = None
+    neighbours: VerletList | None = None
 
 
 def init_state(model: MetriplecticModel, q: torch.Tensor, v: torch.Tensor, box: Box,
@@ -92,7 +95,10 @@ def _advance_positions(model: MetriplecticModel, q: torch.Tensor, v: torch.Tenso
                              if box.boundary == "lees-edwards" else 0.0)
     q, v, crossed = wrap_images(q + v * dt, v, box, offset)
     image = crossed if state.image is None else state.image + crossed
-    return State(q, v, state.S, t, offset, neighbour_pairs(q, box, model.cutoff, offset), image)
+    listed = state.neighbours
+    pairs = (listed.pairs(q, offset) if listed is not None
+             else neighbour_pairs(q, box, model.cutoff, offset))
+    return State(q, v, state.S, t, offset, pairs, image, listed)
 
 
 @torch.no_grad()

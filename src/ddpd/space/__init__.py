@@ -16,6 +16,7 @@ _LAZY = {
     "Pairs": "ddpd.space.neighbours",
     "brute_force_pairs": "ddpd.space.neighbours",
     "neighbour_pairs": "ddpd.space.neighbours",
+    "VerletList": "ddpd.space.neighbours",
 }
 
 __all__ = ["Box", *_LAZY]

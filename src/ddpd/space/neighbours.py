@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 
 from ddpd.space.box import Box
-from ddpd.space.geometry import pair_displacement
+from ddpd.space.geometry import image_shift, pair_displacement
 
 
 class Pairs(NamedTuple):
@@ -156,3 +156,54 @@ def neighbour_pairs(q: torch.Tensor, box: Box, cutoff: float, offset: float = 0.
     r, jump = pair_displacement(q, i, j, box, offset)
     keep = (r * r).sum(-1) < cutoff * cutoff
     return Pairs(i[keep], j[keep], r[keep], jump[keep])
+
+
+class VerletList:
+    """Neighbour pairs of a moving configuration from a list with a skin (Verlet 1967).
+
+    The cell list (:func:`neighbour_pairs`) is run with the reach h + skin; while no pair can
+    have come from beyond that reach to within h, the pairs within h are picked from that list
+    by their current distance. A pair's distance changes by at most twice the largest
+    displacement since the build, plus, in a Lees-Edwards box, three times the change of the
+    offset (the pair images move with it; a particle's displacement across the y boundary
+    is estimated with today's offset). The list is rebuilt when
+    2 max|dq| + 3 |d offset| >= skin or when the set of present particles changes (an open
+    box's prescribed particles). The pairs are exactly those of :func:`neighbour_pairs` at
+    the same positions, in the same (i, j) order, with the same displacements.
+
+    Args:
+        box: the box.
+        cutoff: interaction range h (length units).
+        skin: extra reach (length units, > 0); LAMMPS's ``neighbor`` skin.
+    """
+
+    def __init__(self, box: Box, cutoff: float, skin: float):
+        if not skin > 0:
+            raise ValueError(f"neighbour skin must be positive, got {skin!r}")
+        _check_box(box, cutoff + skin)
+        self.box, self.cutoff, self.skin = box, float(cutoff), float(skin)
+        self.builds = 0  # number of cell-list builds so far
+        self._reference: tuple[torch.Tensor, torch.Tensor, float] | None = None
+        self._candidates: Pairs | None = None
+
+    def _stale(self, q: torch.Tensor, present: torch.Tensor, offset: float) -> bool:
+        if self._reference is None:
+            return True
+        q_ref, present_ref, offset_ref = self._reference
+        if q.shape != q_ref.shape or not torch.equal(present, present_ref):
+            return True
+        moved, _ = image_shift(q[present] - q_ref[present], self.box, offset)
+        largest = float(torch.linalg.vector_norm(moved, dim=-1).max()) if len(moved) else 0.0
+        return 2.0 * largest + 3.0 * abs(offset - offset_ref) >= self.skin
+
+    def pairs(self, q: torch.Tensor, offset: float = 0.0) -> Pairs:
+        """Pairs i < j with |r_ij| < cutoff at positions ``q`` (as :func:`neighbour_pairs`)."""
+        present = torch.isfinite(q).all(-1)
+        if self._stale(q, present, offset):
+            self._candidates = neighbour_pairs(q, self.box, self.cutoff + self.skin, offset)
+            self._reference = (q.clone(), present, float(offset))
+            self.builds += 1
+        c = self._candidates
+        r, jump = pair_displacement(q, c.i, c.j, self.box, offset)
+        keep = (r * r).sum(-1) < self.cutoff * self.cutoff
+        return Pairs(c.i[keep], c.j[keep], r[keep], jump[keep])
