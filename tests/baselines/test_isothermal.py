@@ -89,7 +89,7 @@ def test_noise_covariance_is_2_kB_dt_M():
     dt = 0.01
     with torch.no_grad():
         accel, terms = model.velocity_drift(state.v, state.pairs)
-        Mii = bracket.diagonal_blocks(terms.M, state.pairs.i, state.pairs.j, 12)[:, :2, :2]
+        Mii = model.particle_blocks(terms, state.pairs, 12)[:, :2, :2]
         expected = 2.0 * model.k_B * dt * Mii
         gen = torch.Generator().manual_seed(5)
         dv = torch.stack([bracket.scatter_pairs(

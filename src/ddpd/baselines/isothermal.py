@@ -77,7 +77,7 @@ class IsothermalModel(MetriplecticModel):
     def velocity_drift(self, v: torch.Tensor, pairs: Pairs):
         """Deterministic acceleration (N, D) = F/m - sum_j K_ij v_ij / (m T), and the terms."""
         terms = self.evaluate(v, torch.zeros(v.shape[0], dtype=v.dtype, device=v.device), pairs,
-                              with_divergence=False)
+                              with_divergence=False, blocks=False)
         rate = bracket.scatter_pair_vectors(terms.drift_M, pairs.i, pairs.j, v.shape[0])
         return terms.F / self.mass + rate[:, : self.dim], terms
 
@@ -110,7 +110,7 @@ class IsothermalModel(MetriplecticModel):
             if jacobian is not None:  # error of the predicted v(t+dt), as the full model
                 error = torch.linalg.solve(jacobian, residual[..., None])[..., 0]
             return ((error / self.delta_v_scale) ** 2).sum() + prior
-        Mii = bracket.diagonal_blocks(terms.M, snap.pairs0.i, snap.pairs0.j, snap.v0.shape[0])
+        Mii = self.particle_blocks(terms, snap.pairs0, snap.v0.shape[0])
         cov = 2.0 * self.k_B * dt * Mii[snap.idx0][:, : self.dim, : self.dim]
         scale = torch.full((self.dim,), self.delta_v_scale, dtype=residual.dtype,
                            device=residual.device)

@@ -147,6 +147,60 @@ def scatter_pair_vectors(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
     return out.index_add(0, i, xi).index_add(0, j, xj)
 
 
+def noise_covariance_apply(A: torch.Tensor, B: torch.Tensor, e: torch.Tensor,
+                           u: torch.Tensor) -> torch.Tensor:
+    """K u = (A^2/2) u + (A^2/2 + (B^2 - A^2)/D) (e . u) e per pair, (P, D), without K."""
+    a2, dim = A * A, e.shape[-1]
+    along = (0.5 * a2 + (B * B - a2) / dim) * (e * u).sum(-1)
+    return 0.5 * a2[:, None] * u + along[:, None] * e
+
+
+def pair_friction_drift(u: torch.Tensor, e: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                        C: torch.Tensor, T_i: torch.Tensor, T_j: torch.Tensor,
+                        mass: torch.Tensor) -> torch.Tensor:
+    """M dS per pair over (v_i, v_j, S_i, S_j), (P, 2D+2), in closed form.
+
+    With M = J K J^T + c c^T (:func:`pair_blocks`, entropy rows taken at the relative
+    velocity u) and h = (1/T_i + 1/T_j) / 2:
+        v_i: -h K u / m,   v_j: +h K u / m,
+        S_i: h u.K u / (2 T_i) + C^2 (1/T_i - 1/T_j) / T_i,
+        S_j: h u.K u / (2 T_j) - C^2 (1/T_i - 1/T_j) / T_j.
+    Equals :func:`entropy_gradient_drift` of :func:`pair_blocks` (tests) without forming
+    the (2D+2)^2 blocks.
+    """
+    Ku = noise_covariance_apply(A, B, e, u)
+    uKu = (u * Ku).sum(-1)
+    h = 0.5 * (1.0 / T_i + 1.0 / T_j)
+    velocity = (h / mass)[:, None] * Ku
+    conduction = C * C * (1.0 / T_i - 1.0 / T_j)
+    S_i = 0.5 * h * uKu / T_i + conduction / T_i
+    S_j = 0.5 * h * uKu / T_j - conduction / T_j
+    return torch.cat([-velocity, velocity, S_i[:, None], S_j[:, None]], dim=1)
+
+
+def particle_blocks(u: torch.Tensor, e: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                    C: torch.Tensor, T_i: torch.Tensor, T_j: torch.Tensor, mass: torch.Tensor,
+                    i: torch.Tensor, j: torch.Tensor, n: int) -> torch.Tensor:
+    """M_ii: each particle's (D+1) x (D+1) block over (v_i, S_i), (N, D+1, D+1), in closed
+    form. A pair adds to particle i (k = i, sign +) and to j (k = j, sign -):
+        (v, v): K / m^2,   (v, S): -sign K u / (2 m T_k),
+        (S, S): u.K u / (4 T_k^2) + C^2 / T_k^2.
+    Equals :func:`diagonal_blocks` of :func:`pair_blocks` (tests) without the pair blocks.
+    """
+    dim = e.shape[-1]
+    K = noise_covariance(A, B, e)
+    Ku = noise_covariance_apply(A, B, e, u)
+    uKu = (u * Ku).sum(-1)
+    out = torch.zeros(n, dim + 1, dim + 1, dtype=u.dtype, device=u.device)
+    for k, T, sign in ((i, T_i, 1.0), (j, T_j, -1.0)):
+        vS = (-sign / (2.0 * mass * T))[:, None] * Ku
+        SS = (0.25 * uKu + C * C) / (T * T)
+        block = torch.cat([torch.cat([K / (mass * mass), vS[:, :, None]], dim=2),
+                           torch.cat([vS, SS[:, None]], dim=1)[:, None, :]], dim=1)
+        out = out.index_add(0, k, block)
+    return out
+
+
 def diagonal_blocks(M: torch.Tensor, i: torch.Tensor, j: torch.Tensor, n: int) -> torch.Tensor:
     """M_ii: each particle's (D+1) x (D+1) block over (v_i, S_i), (N, D+1, D+1)."""
     dim = (M.shape[-1] - 2) // 2

@@ -110,7 +110,7 @@ def euler_step(model: MetriplecticModel, state: State, box: Box, dt: float,
     drift k_B div M belongs to the stochastic part).
     """
     pairs = _pairs(model, state, box)
-    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise)
+    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise, blocks=False)
     if model.friction_scheme == "midpoint":
         return _euler_midpoint_step(model, state, pairs, terms, box, dt, generator, noise)
     rate = model.drift(state.v, terms, pairs)
@@ -233,7 +233,8 @@ def exact_energy_step(model: MetriplecticModel, state: State, box: Box, dt: floa
     # the kernel and its slope at q(t), evaluated once: the friction and the reversible
     # step both use them (the positions move only after both)
     kernel = model.kernel_and_slope(model.pair_geometry(pairs)[1])
-    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise, kernel=kernel)
+    terms = model.evaluate(state.v, state.S, pairs, with_divergence=noise, kernel=kernel,
+                           blocks=False)
     if model.friction_scheme == "midpoint":
         state = _midpoint_friction_and_noise(model, state, pairs, terms, dt, generator, noise,
                                              max_halvings)

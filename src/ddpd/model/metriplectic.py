@@ -59,8 +59,12 @@ class Terms(NamedTuple):
         U: (N,) internal energy.   T: (N,) temperature dU/dS.   P: (N,) pressure -dU/dV.
         dT: (N,) d^2U/dS^2.   F: (N, D) conservative force.
         A, B, C: (P,) pair friction amplitudes.
-        M: (P, 2D+2, 2D+2) pair friction blocks over (v_i, v_j, S_i, S_j).
+        M: (P, 2D+2, 2D+2) pair friction blocks over (v_i, v_j, S_i, S_j), or None when not
+            asked for (``evaluate(blocks=False)``: the steppers and the likelihood use the
+            closed forms :func:`bracket.pair_friction_drift` and :func:`bracket.particle_blocks`).
         drift_M: (P, 2D+2) M dS per pair.   drift_div: (P, 2D+2) k_B div M per pair (or None).
+        u_M: (P, D) the relative velocity at which M's entropy rows are taken (v_ij, or the
+            midpoint velocity of :meth:`MetriplecticModel.midpoint_terms`).
     """
 
     e: torch.Tensor
@@ -77,9 +81,10 @@ class Terms(NamedTuple):
     A: torch.Tensor
     B: torch.Tensor
     C: torch.Tensor
-    M: torch.Tensor
+    M: torch.Tensor | None
     drift_M: torch.Tensor
     drift_div: torch.Tensor | None
+    u_M: torch.Tensor
 
 
 class Snapshot(NamedTuple):
@@ -410,12 +415,15 @@ class MetriplecticModel(nn.Module):
 
     def evaluate(self, v: torch.Tensor, S: torch.Tensor, pairs: Pairs,
                  with_divergence: bool = True, reference: bool = False,
-                 kernel: tuple[torch.Tensor, torch.Tensor] | None = None) -> Terms:
+                 kernel: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 blocks: bool = True) -> Terms:
         """All terms of the dynamics at state (v, S) with neighbour pairs ``pairs``.
 
         ``reference=True`` takes the blocks and div M by jacfwd + vmap of
         :func:`bracket.pair_block` (slow; the tests' reference); otherwise closed forms.
         ``kernel``: (w, dw/dr) of ``pairs`` if already computed (:meth:`kernel_and_slope`).
+        ``blocks=False`` leaves ``Terms.M`` None (the steppers and the likelihood need only
+        M dS and the particles' diagonal blocks, both in closed form).
         """
         n = v.shape[0]
         i, j = pairs.i, pairs.j
@@ -431,21 +439,28 @@ class MetriplecticModel(nn.Module):
         v_ij = v[i] - v[j] + pairs.jump
         amp, amp_di, amp_dj = bracket.pair_amplitudes_and_slopes(s, T[i], T[j],
                                                                  self.amplitudes_and_slopes)
+        A, B, C = amp.unbind(-1)
         if reference:
             M, div = bracket.pair_blocks_and_divergence(
                 v[i], v[j], T[i], T[j], dT[i], dT[j], e, s, pairs.jump, mass, self.amplitudes,
                 with_divergence=with_divergence,
             )
+            drift_M = bracket.entropy_gradient_drift(M)
         else:
-            M = bracket.pair_blocks(v_ij, e, amp, T[i], T[j], mass)
+            M = bracket.pair_blocks(v_ij, e, amp, T[i], T[j], mass) if blocks else None
+            drift_M = bracket.pair_friction_drift(v_ij, e, A, B, C, T[i], T[j], mass)
             div = None
             if with_divergence:
                 div = bracket.pair_divergence(v_ij, e, amp, amp_di, amp_dj, T[i], T[j], dT[i],
                                               dT[j], mass)
-        A, B, C = amp.unbind(-1)
-        drift_M = bracket.entropy_gradient_drift(M)
         drift_div = None if div is None else self.k_B * div
-        return Terms(e, s, v_ij, w, d, V, U, T, P, dT, F, A, B, C, M, drift_M, drift_div)
+        return Terms(e, s, v_ij, w, d, V, U, T, P, dT, F, A, B, C, M, drift_M, drift_div, v_ij)
+
+    def particle_blocks(self, terms: Terms, pairs: Pairs, n: int) -> torch.Tensor:
+        """M_ii (N, D+1, D+1) over (v_i, S_i) at ``terms`` (:func:`bracket.particle_blocks`)."""
+        return bracket.particle_blocks(terms.u_M, terms.e, terms.A, terms.B, terms.C,
+                                       terms.T[pairs.i], terms.T[pairs.j], self.mass, pairs.i,
+                                       pairs.j, n)
 
     def drift(self, v: torch.Tensor, terms: Terms, pairs: Pairs) -> torch.Tensor:
         """Mean rate of change of (v, S): (N, D+1) = F/m (v rows) + M dS + k_B div M."""
@@ -482,7 +497,7 @@ class MetriplecticModel(nn.Module):
         kernel0 = self.kernel_and_slope(self.pair_geometry(snap.pairs0)[1])
         S0 = self.entropy(snap.v0, snap.pairs0, kernel0[0])
         S1 = self.entropy(snap.v1, snap.pairs1)
-        terms = self.evaluate(snap.v0, S0, snap.pairs0, kernel=kernel0)
+        terms = self.evaluate(snap.v0, S0, snap.pairs0, kernel=kernel0, blocks=False)
         log_jacobian, jacobian = None, None
         if self.friction_scheme == "midpoint":
             # friction at the midpoint velocities; unscored particles keep v(t)
@@ -512,7 +527,7 @@ class MetriplecticModel(nn.Module):
                 # with weaker friction, its minimum is not the regression's)
                 error = torch.linalg.solve(jacobian, error[..., None])[..., 0]
             return ((error / self.delta_v_scale) ** 2).sum() + prior
-        Mii = bracket.diagonal_blocks(terms.M, snap.pairs0.i, snap.pairs0.j, snap.v0.shape[0])
+        Mii = self.particle_blocks(terms, snap.pairs0, snap.v0.shape[0])
         cov = 2.0 * self.k_B * dt * Mii[snap.idx0]
         scale = torch.ones(self.dim + 1, dtype=residual.dtype, device=residual.device)
         scale[: self.dim] = self.delta_v_scale
@@ -547,7 +562,10 @@ class MetriplecticModel(nn.Module):
         i, j = pairs.i, pairs.j
         T_i, T_j = terms.T[i], terms.T[j]
         amp = torch.stack([terms.A, terms.B, terms.C], dim=-1)
-        M_mid = bracket.pair_blocks(u_mid, terms.e, amp, T_i, T_j, self.mass)
+        M_mid = (None if terms.M is None
+                 else bracket.pair_blocks(u_mid, terms.e, amp, T_i, T_j, self.mass))
+        drift_M = bracket.pair_friction_drift(u_mid, terms.e, terms.A, terms.B, terms.C, T_i,
+                                              T_j, self.mass)
         K = bracket.noise_covariance(terms.A, terms.B, terms.e)
         W = bracket.friction_weights(K, T_i, T_j, self.mass)
         drift_div = terms.drift_div
@@ -558,8 +576,7 @@ class MetriplecticModel(nn.Module):
                                    (drift_div[:, 2 * self.dim] + kinetic / T_i)[:, None],
                                    (drift_div[:, 2 * self.dim + 1] + kinetic / T_j)[:, None]],
                                   dim=1)
-        return terms._replace(M=M_mid, drift_M=bracket.entropy_gradient_drift(M_mid),
-                              drift_div=drift_div), W
+        return terms._replace(M=M_mid, drift_M=drift_M, drift_div=drift_div, u_M=u_mid), W
 
     # -- construction and the model protocol (ddpd.model.api) ---------------------------
     @classmethod
