@@ -117,11 +117,21 @@ def test_lees_edwards_offset_accumulates():
                                atol=1e-11)
 
 
-def test_solve_entropy_finds_the_unique_root():
-    model = make_model(2)
+@pytest.mark.parametrize("energy", ["coupled", "separable"])
+def test_solve_entropy_finds_the_unique_root(energy):
+    model = make_model(2, energy=energy)
     V = torch.linspace(0.1, 1.0, 20, dtype=torch.float64)
     S_true = torch.linspace(-4, 4, 20, dtype=torch.float64)
+    # the solve's U and T (forward mode along S only) are thermo's
+    U, T = model.energy_and_temperature(S_true, V)
+    U_ref, T_ref, _, _ = model.thermo(S_true, V)
+    torch.testing.assert_close(U, U_ref, rtol=1e-13, atol=0)
+    torch.testing.assert_close(T, T_ref, rtol=1e-12, atol=0)
     target = model.internal_energy(S_true, V).detach()
-    S = solve_entropy(model, target, V, torch.zeros(20, dtype=torch.float64) + 3.0)
-    torch.testing.assert_close(S, S_true, rtol=1e-9, atol=1e-9)
+    target[3] = float("nan")  # an absent particle: left alone, the others still solved
+    start = torch.zeros(20, dtype=torch.float64) + 3.0
+    S = solve_entropy(model, target, V, start)
+    keep = torch.arange(20) != 3
+    torch.testing.assert_close(S[keep], S_true[keep], rtol=1e-9, atol=1e-9)
+    assert float(S[3]) == 3.0
     assert isinstance(State, type)

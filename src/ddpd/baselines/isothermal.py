@@ -74,6 +74,10 @@ class IsothermalModel(MetriplecticModel):
         T = self.temperature.to(V.dtype).expand_as(V)
         return U, T, P, torch.zeros_like(V)
 
+    def energy_and_temperature(self, S: torch.Tensor, V: torch.Tensor):
+        """U(0, V) and the bath temperature (as :meth:`thermo`)."""
+        return self.thermo(S, V, second=False)[:2]
+
     def velocity_drift(self, v: torch.Tensor, pairs: Pairs):
         """Deterministic acceleration (N, D) = F/m - sum_j K_ij v_ij / (m T), and the terms."""
         terms = self.evaluate(v, torch.zeros(v.shape[0], dtype=v.dtype, device=v.device), pairs,

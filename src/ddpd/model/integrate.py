@@ -177,25 +177,32 @@ def solve_entropy(model: MetriplecticModel, target: torch.Tensor, V: torch.Tenso
     U is convex and strictly increasing in S, so Newton from any start converges (the first
     step lands right of the root, then the iterates decrease monotonically). A bracket
     [lo, hi] of sign changes is kept and a Newton step leaving it is replaced by bisection.
+    A particle stops iterating once |U - target| <= tol max(|target|, e0) (or U is not
+    finite): later iterations evaluate U and T = dU/dS
+    (:meth:`MetriplecticModel.energy_and_temperature`) only for those still moving.
     """
     if tol is None:
         tol = 64 * torch.finfo(target.dtype).eps
     S = S_start.clone()
     lo = torch.full_like(S, -torch.inf)
     hi = torch.full_like(S, torch.inf)
-    scale = target.abs().clamp_min(model.energy_scale)
+    bound = tol * target.abs().clamp_min(model.energy_scale)
+    active = torch.arange(len(S), device=S.device)
     for _ in range(max_iter):
-        U, T, _, _ = model.thermo(S, V, second=False)
-        U, T = U.detach(), T.detach()
-        f = U - target
-        if bool(((f.abs() <= tol * scale) | ~torch.isfinite(f)).all()):
+        S_a = S[active]
+        U, T = model.energy_and_temperature(S_a, V[active])
+        f = U.detach() - target[active]
+        moving = (f.abs() > bound[active]) & torch.isfinite(f)
+        if not bool(moving.any()):
             break
-        hi = torch.where(f > 0, torch.minimum(hi, S), hi)
-        lo = torch.where(f < 0, torch.maximum(lo, S), lo)
-        newton = S - f / T
-        inside = (newton > lo) & (newton < hi)
-        bisect = 0.5 * (lo + hi)
-        S = torch.where(inside | ~torch.isfinite(bisect), newton, bisect)
+        active, S_a, f, T = active[moving], S_a[moving], f[moving], T.detach()[moving]
+        hi_a = torch.where(f > 0, torch.minimum(hi[active], S_a), hi[active])
+        lo_a = torch.where(f < 0, torch.maximum(lo[active], S_a), lo[active])
+        newton = S_a - f / T
+        inside = (newton > lo_a) & (newton < hi_a)
+        bisect = 0.5 * (lo_a + hi_a)
+        S[active] = torch.where(inside | ~torch.isfinite(bisect), newton, bisect)
+        lo[active], hi[active] = lo_a, hi_a
     return S
 
 

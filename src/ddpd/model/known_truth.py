@@ -200,6 +200,10 @@ class TruthModel(MetriplecticModel):
         """U, T, P, dT/dS of the analytic U (autograd)."""
         return thermo_by_autograd(self.internal_energy, S, V, second)
 
+    def energy_and_temperature(self, S: torch.Tensor, V: torch.Tensor):
+        """U and T of the analytic U (for the entropy solve)."""
+        return self.thermo(S, V, second=False)[:2]
+
     def amplitudes(self, s: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
         """Constant per-particle factors (a, b, c), shape (..., 3)."""
         return torch.zeros_like(T)[..., None] + self.factors.to(T.dtype)

@@ -284,6 +284,15 @@ class MetriplecticModel(nn.Module):
         return (e0 * u, e0 * du[..., 0], e0 * self.d_ref * du[..., 1],
                 e0 * d2u if second else None)
 
+    def energy_and_temperature(self, S: torch.Tensor, V: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """U and T = dU/dS only (energy units), one forward-mode pass along S: what the
+        exact-energy step's entropy solve needs (:func:`ddpd.model.integrate.solve_entropy`),
+        without P and dT/dS. Equals the first two outputs of :meth:`thermo` (tests)."""
+        x = torch.stack([S, -V * self.d_ref], dim=-1)
+        u, du = self.energy_net.forward_with_slope(x, 0)
+        return self.energy_scale * u, self.energy_scale * du
+
     def kernel_and_slope(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """w(s) and dw/dr = (dw/ds) / h per pair.
 

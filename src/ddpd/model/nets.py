@@ -193,6 +193,18 @@ class SeparableConvexIncreasing(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sum(part(x[..., k:k + 1]) for k, part in enumerate(self.parts))
 
+    def forward_with_slope(self, x: torch.Tensor, column: int
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """u(x) and du/dx_column (both (...,)): the other parts contribute their values only."""
+        u, slope = [], None
+        for k, part in enumerate(self.parts):
+            if k == column:
+                u_k, slope = part.forward_with_slope(x[..., k:k + 1], 0)
+            else:
+                u_k = part(x[..., k:k + 1])
+            u.append(u_k)
+        return sum(u), slope
+
     def forward_with_derivatives(self, x: torch.Tensor, column: int = 0
                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """u(x), du/dx (..., n_in) and d^2u/dx_column^2 (...,): each part's own by hand."""
