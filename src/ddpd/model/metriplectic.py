@@ -570,9 +570,10 @@ class MetriplecticModel(nn.Module):
         """
         i, j = pairs.i, pairs.j
         T_i, T_j = terms.T[i], terms.T[j]
-        amp = torch.stack([terms.A, terms.B, terms.C], dim=-1)
-        M_mid = (None if terms.M is None
-                 else bracket.pair_blocks(u_mid, terms.e, amp, T_i, T_j, self.mass))
+        M_mid = None
+        if terms.M is not None:
+            amp = torch.stack([terms.A, terms.B, terms.C], dim=-1)
+            M_mid = bracket.pair_blocks(u_mid, terms.e, amp, T_i, T_j, self.mass)
         drift_M = bracket.pair_friction_drift(u_mid, terms.e, terms.A, terms.B, terms.C, T_i,
                                               T_j, self.mass)
         K = bracket.noise_covariance(terms.A, terms.B, terms.e)
