@@ -321,6 +321,10 @@ class MetriplecticModel(nn.Module):
         f = torch.exp(y + self.log_amp0)
         return f, f * dy_dT
 
+    # Eager under torch.compile (train.compile): the occupied lattice rows depend on the
+    # temperatures' range, read with .item(); compiled, every new range recompiled the graph
+    # (17 s a training step at N = 1e4, bench/model.md).
+    @torch.compiler.disable
     def tabled_log_amplitudes(self, s: torch.Tensor, T: torch.Tensor
                               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-amplitudes y(s, T) (Q, 3) and dy/dT from the bicubic :attr:`friction_table`.
