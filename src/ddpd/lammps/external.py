@@ -245,7 +245,8 @@ class TorchBackend:
         pairs = Pairs(torch.from_numpy(i), torch.from_numpy(j), r_t, torch.zeros_like(r_t))
         v_t = torch.from_numpy(np.ascontiguousarray(v))
         with torch.no_grad():
-            terms = self.model.evaluate(v_t, torch.from_numpy(np.ascontiguousarray(S)), pairs)
+            terms = self.model.evaluate(v_t, torch.from_numpy(np.ascontiguousarray(S)), pairs,
+                                        blocks=False)
             rate = self.model.drift(v_t, terms, pairs)
         T = terms.T.detach().numpy()
         dim = self.dim
