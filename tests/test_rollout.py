@@ -191,6 +191,27 @@ def test_neighbour_skin_changes_nothing_but_the_builds(trained, tmp_path, monkey
                                   runs[0.5].observables["entropy"])
 
 
+def test_a_box_too_small_for_the_skin_runs_without_the_list(trained, tmp_path, monkeypatch,
+                                                            caplog):
+    import ddpd.rollout as rollout_module
+
+    def refuse(*args):
+        raise AssertionError("no Verlet list expected")
+
+    monkeypatch.setattr(rollout_module, "VerletList", refuse)
+    ds, model = trained["periodic"]
+    params = {"n_steps": 5, "save_every": 1, "device": "cpu"}
+    with caplog.at_level("INFO", logger="ddpd.rollout"):
+        rollout(model, ds, dict(params, skin=10.0), tmp_path / "big.h5")
+    assert "a cell list every step" in caplog.text
+    rollout(model, ds, dict(params, skin=0.0), tmp_path / "off.h5")
+    np.testing.assert_array_equal(read_trajectory(tmp_path / "big.h5").position,
+                                  read_trajectory(tmp_path / "off.h5").position)
+    with pytest.raises(ValueError, match="rollout.skin"):
+        rollout(model, ds, dict(params, skin=-0.1), tmp_path / "bad.h5")
+    assert not (tmp_path / "bad.h5").exists()
+
+
 @pytest.mark.parametrize("factor", [float("nan"), 2000.0], ids=["nan", "runaway"])
 def test_a_diverging_model_is_recorded_not_crashed(trained, tmp_path, monkeypatch, factor):
     """Velocities turn NaN, or finite but 2000x too fast (beyond DIVERGED_SPEED sigma_v),
