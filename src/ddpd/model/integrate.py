@@ -288,7 +288,7 @@ def _explicit_friction_and_noise(model: MetriplecticModel, state: State, pairs: 
 
     # (1b) noise and the noise-induced drift k_B div M, energy-exact.
     if noise:
-        U1, _, _, _ = model.thermo(S1, terms.V, second=False)
+        U1, _ = model.energy_and_temperature(S1, terms.V)
         terms = terms._replace(U=U1.detach())
         kick = pair_noise(terms.A, terms.B, terms.C, terms.e, state.v[pairs.i] - state.v[
             pairs.j] + pairs.jump, T_i, T_j, model.mass, model.k_B, dt, generator)
