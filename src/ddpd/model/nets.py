@@ -50,29 +50,22 @@ class MLP(nn.Module):
         one backward pass instead of a double backward. Equals torch.func.jvp of
         :meth:`forward` (tests).
         """
-        layers = list(self.net)
-        first: nn.Linear = layers[0]
-        a = functional.linear(x, first.weight, first.bias)
-        t = first.weight[:, column]
-        for k in range(1, len(layers) - 1, 2):
-            sig = torch.sigmoid(a)
-            z = a * sig
-            t = (sig * (1.0 + a * (1.0 - sig))) * t
-            linear: nn.Linear = layers[k + 1]
-            a = functional.linear(z, linear.weight, linear.bias)
-            t = t @ linear.weight.T
-        return a, t.expand_as(a)
+        y, tangents = self._forward_with_tangents(x, [column])
+        return y, tangents[..., 0]
 
     def forward_with_jacobian(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """y(x) (..., n_out) and the Jacobian dy/dx (..., n_out, n_in) in one forward pass.
+        """y(x) (..., n_out) and the Jacobian dy/dx (..., n_out, n_in) in one forward pass:
+        :meth:`forward_with_slope` for every input column at once."""
+        return self._forward_with_tangents(x, list(range(x.shape[-1])))
 
-        :meth:`forward_with_slope` for every input column at once: the tangents
-        (dz_k/dx)^T (..., n_in, width) start at W_0^T and go through the layers the same way.
-        """
+    def _forward_with_tangents(self, x: torch.Tensor, columns: list[int]
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """y(x) and dy/dx_c for c in ``columns``, (..., n_out, len(columns)): the tangents
+        (dz_k/dx_c)^T (..., len(columns), width) start at the rows of W_0^T."""
         layers = list(self.net)
         first: nn.Linear = layers[0]
         a = functional.linear(x, first.weight, first.bias)
-        t = first.weight.T
+        t = first.weight.T[columns]
         for k in range(1, len(layers) - 1, 2):
             sig = torch.sigmoid(a)
             z = a * sig
@@ -80,7 +73,7 @@ class MLP(nn.Module):
             linear: nn.Linear = layers[k + 1]
             a = functional.linear(z, linear.weight, linear.bias)
             t = t @ linear.weight.T
-        return a, t.transpose(-1, -2).expand(*a.shape, x.shape[-1])
+        return a, t.transpose(-1, -2).expand(*a.shape, len(columns))
 
 
 def _positive(w: torch.Tensor) -> torch.Tensor:
@@ -183,7 +176,8 @@ class SeparableConvexIncreasing(nn.Module):
     U(S, V) = U_S(S) + U_V(V) it makes T = dU/dS a function of S alone and P = -dU/dV one of
     V alone (train.model.energy 'separable'): the thermal variable cannot change the
     pressure, as for particles whose heat goes to an ideal bath (a solvent at fixed
-    temperature). Same interface: ``forward`` and ``forward_with_derivatives``.
+    temperature). Same interface: ``forward``, ``forward_with_slope`` and
+    ``forward_with_derivatives``.
     """
 
     def __init__(self, n_in: int, width: int, depth: int):
