@@ -35,7 +35,7 @@ def test_training_rows_say_why_training_ended(models):
     for name, path in zip(("gas", "slow"), models, strict=True):
         assert rows[name]["model"] == "metriplectic"
         assert rows[name]["best epoch"] == json.loads(path.read_text())["best_epoch"]
-        wall = pd.read_csv(path.parent / "learning_curve.csv")["wall_s"].iloc[-1]
+        wall = float(pd.read_csv(path.parent / "learning_curve.csv")["wall_s"].iloc[-1])
         assert rows[name]["wall time [s]"] == round(wall, 1) >= 0
 
 
