@@ -9,6 +9,9 @@ velocities Gaussian: the cost depends only on N and the pair count.
 ``--skin F`` runs the rollouts with the Verlet list of ``rollout.skin: F`` (skin F * cutoff),
 timed over ``--rollout-steps`` steps after one warm-up step, list builds included.
 
+glibc malloc keeps freed memory as in ``ddpd.train`` and ``ddpd.rollout``
+(``ddpd.heap.retain_freed_memory``); ``--no-retain-heap`` leaves it as it is.
+
 ``--compile`` trains through ``ddpd.train.compiled_loss`` (torch.compile of the NLL, as
 ``train.compile: true``); the first call's compilation is timed separately.
 
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from ddpd.heap import retain_freed_memory
 from ddpd.lammps.export import ExportParams, Tables, export_tables
 from ddpd.lammps.plugin import (
     build_plugin,
@@ -112,8 +116,13 @@ def main() -> None:
                              "step); the rollouts are then timed over --rollout-steps steps")
     parser.add_argument("--rollout-steps", type=int, default=None,
                         help="steps per timed rollout (default: --repeats)")
+    parser.add_argument("--no-retain-heap", action="store_true",
+                        help="leave glibc malloc as it is (ddpd.train and ddpd.rollout call "
+                             "ddpd.heap.retain_freed_memory)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.no_retain_heap:
+        retain_freed_memory()
     dtype = getattr(torch, args.dtype)
     print(f"device {args.device} threads {torch.get_num_threads()} dtype {args.dtype} "
           f"width {args.width} friction {args.friction_scheme} "

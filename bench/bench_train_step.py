@@ -7,18 +7,22 @@ The same random model and frame as ``bench/bench_model.py`` (width 100, number d
 
 ``--compile`` trains through ``ddpd.train.compiled_loss``; ``--mode`` and ``--static`` pass
 torch.compile's mode and static shapes instead (then ``--compile`` is implied); ``--fused``
-uses Adam's fused implementation. Prints the mean time of ``--steps`` steps after a first
-(warm-up, compiling) step, ``--profile`` also the torch.profiler table of one step.
+uses Adam's fused implementation; ``--no-retain-heap`` leaves glibc malloc as it is (as
+``ddpd.train`` does, the bench calls ``ddpd.heap.retain_freed_memory`` first). Prints the
+mean and median time of ``--steps`` steps after a first (warm-up, compiling) step,
+``--profile`` also the torch.profiler table of one step.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 from bench_model import make
 
+from ddpd.heap import retain_freed_memory
 from ddpd.model.integrate import init_state
 from ddpd.model.metriplectic import Snapshot
 from ddpd.train import compiled_loss
@@ -41,8 +45,13 @@ def main() -> None:
                         help="train.model.kernel_table: Hermite table intervals (0: off)")
     parser.add_argument("--friction-table", type=int, default=0,
                         help="train.model.friction_table: bicubic table intervals (0: off)")
+    parser.add_argument("--no-retain-heap", action="store_true",
+                        help="leave glibc malloc as it is (ddpd.train and ddpd.rollout call "
+                             "ddpd.heap.retain_freed_memory)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.no_retain_heap:
+        retain_freed_memory()
     torch.set_float32_matmul_precision(args.matmul_precision)
     n = args.n
     model, box, q, v = make(n, "cpu", torch.float32, kernel_table=args.kernel_table,
@@ -66,12 +75,16 @@ def main() -> None:
     start = time.perf_counter()
     step()
     print(f"first step: {time.perf_counter() - start:.1f} s")
-    start = time.perf_counter()
+    times = []
     for _ in range(args.steps):
+        start = time.perf_counter()
         step()
-    sec = (time.perf_counter() - start) / args.steps
+        times.append(time.perf_counter() - start)
+    sec = sum(times) / len(times)
+    median = statistics.median(times)
     print(f"N = {n}, {torch.get_num_threads()} threads: {sec * 1e3:.1f} ms/frame, "
-          f"{n / sec:.0f} particle-samples/s")
+          f"{n / sec:.0f} particle-samples/s (median step {median * 1e3:.1f} ms: "
+          f"{n / median:.0f}; fastest {min(times) * 1e3:.1f} ms)")
     if args.profile:
         from torch.profiler import profile
 

@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ddpd.coarse.dataset import load_dataset
+from ddpd.heap import retain_freed_memory
 from ddpd.io.h5md import Trajectory, write_trajectory, write_trajectory_folder
 from ddpd.model.api import load_model
 from ddpd.params import is_number, parse_params, require
@@ -217,6 +218,7 @@ def rollout(model_dir: Path, dataset: Path, params: dict, out: Path) -> None:
     p = parse_params(RolloutParams, params, "rollout")
     if p.threads is not None:
         torch.set_num_threads(p.threads)
+    retain_freed_memory()  # steps reuse their arrays' memory (ddpd.heap)
     dev = resolve_device(p.device)
     model = load_model(Path(model_dir), dev)
     model.eval()

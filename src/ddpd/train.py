@@ -38,6 +38,7 @@ import torch
 from tqdm import tqdm
 
 from ddpd.coarse.dataset import collate, load_dataset, snapshots
+from ddpd.heap import retain_freed_memory
 from ddpd.io import atomic_path
 from ddpd.model.api import model_class
 from ddpd.model.diffusion_match import check_lag, match_diffusion
@@ -246,13 +247,17 @@ def require_cxx_compiler() -> None:
 
 
 def compiled_loss(model):
-    """torch.compile of ``model.nll`` (dynamic shapes: frames differ in size).
+    """torch.compile of ``model.nll`` (dynamic shapes: frames differ in size), and of the
+    friction table's interpolation where the model has one (it runs outside the loss's
+    graph: :meth:`MetriplecticModel.compile_friction_table`).
 
     Inductor's deprecation notice about its own use of ``torch._prims_common.check`` is
     silenced; everything else it warns about is shown.
     """
     warnings.filterwarnings("ignore", message=r"`torch\._prims_common\.check` is deprecated",
                             category=FutureWarning)
+    if getattr(model, "friction_table", 0):
+        model.compile_friction_table()
     return torch.compile(model.nll, dynamic=True)
 
 
@@ -264,6 +269,7 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         require_cxx_compiler()
     if p.threads is not None:
         torch.set_num_threads(p.threads)
+    retain_freed_memory()  # steps reuse their activations' memory (ddpd.heap)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(Path(dataset))

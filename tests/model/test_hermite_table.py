@@ -182,3 +182,25 @@ def test_friction_table_trains_the_friction_network():
         torch.testing.assert_close(g_t, g, rtol=1e-3, atol=1e-6, msg=name)
     k = names.index("friction_net.net.0.weight")
     assert float(grads[1][k].abs().max()) > 1e-6
+
+
+def test_compiled_friction_table_equals_the_eager_one_for_any_temperature_range():
+    """train.compile compiles the table's interpolation on its own (dynamic shapes): the NLL
+    and its parameter gradients equal the eager table's to round-off in float64, also for a
+    second frame whose temperatures occupy more lattice rows (dynamic shapes)."""
+    _, eager = _twin(3, friction_table=16)
+    _, compiled = _twin(3, friction_table=16)
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_friction_table()
+    box, q, v, S, pairs, _ = make_state(3, n=40, seed=4)
+    for scale in (1.0, 30.0):  # the second frame's speeds span a wider range of T
+        v0 = v * torch.linspace(1.0, scale, 40, dtype=v.dtype)[:, None]
+        snap = Snapshot(v0, pairs, v0 + 0.05 * torch.randn_like(v0), pairs, torch.arange(40),
+                        torch.arange(40))
+        results = []
+        for model in (eager, compiled):
+            loss = model.nll(snap, 0.01)
+            results.append((loss, torch.autograd.grad(loss, list(model.parameters()))))
+        torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-12, atol=0)
+        for g_c, g_e in zip(results[1][1], results[0][1], strict=True):
+            torch.testing.assert_close(g_c, g_e, rtol=1e-9, atol=1e-12)

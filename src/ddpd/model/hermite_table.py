@@ -57,9 +57,12 @@ def hermite_interpolate(values: torch.Tensor, slopes: torch.Tensor, s: torch.Ten
     x = s.clamp(0.0, 1.0) * intervals
     k = torch.clamp(torch.floor(x), max=intervals - 1)
     t = x - k
-    k = k.long()
-    p0, p1 = values[k], values[k + 1]
-    m0, m1 = slopes[k] / intervals, slopes[k + 1] / intervals
+    k = k.long().reshape(-1)
+    # gathers by index_select on a flat index: indexing with a 0-d index tensor (s of shape
+    # (), the self weight w(0)) broke the graph under torch.compile (.item() of the index)
+    nodes = torch.stack([values, slopes / intervals], dim=-1)  # (G + 1, 2)
+    p0, m0 = nodes.index_select(0, k).reshape(*s.shape, 2).unbind(-1)
+    p1, m1 = nodes.index_select(0, k + 1).reshape(*s.shape, 2).unbind(-1)
     h00, h10, h01, h11, d00, d10, d01, d11 = hermite_basis(t)
     p = h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1
     dp_dt = d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1

@@ -173,6 +173,7 @@ class MetriplecticModel(nn.Module):
             raise ValueError(f"train.model.friction_table: expected 0 (off) or at least 2 "
                              f"intervals, got {friction_table!r}")
         self.friction_table = friction_table
+        self.bicubic = bicubic_hermite  # torch.compile'd by compile_friction_table()
         if kernel_shape not in ("monotone", "free"):
             raise ValueError(f"train.model.kernel_shape: expected 'monotone' or 'free', got "
                              f"{kernel_shape!r}")
@@ -321,9 +322,21 @@ class MetriplecticModel(nn.Module):
         f = torch.exp(y + self.log_amp0)
         return f, f * dy_dT
 
+    def compile_friction_table(self) -> None:
+        """Run the friction table's interpolation (:func:`bicubic_hermite`, forward and
+        backward) through torch.compile with dynamic shapes (``train.compile``).
+
+        :meth:`tabled_log_amplitudes` stays eager under a compiled loss (below); its
+        interpolation, eager, builds (Q, 16, C) intermediates and costs 130-160 ms of a
+        training step at N = 1e4, compiled (fused gather and products) about 25 ms
+        (bench/model.md, "Compiled friction-table interpolation"). Same values to round-off.
+        """
+        self.bicubic = torch.compile(bicubic_hermite, dynamic=True)
+
     # Eager under torch.compile (train.compile): the occupied lattice rows depend on the
     # temperatures' range, read with .item(); compiled, every new range recompiled the graph
-    # (17 s a training step at N = 1e4, bench/model.md).
+    # (17 s a training step at N = 1e4, bench/model.md). The interpolation itself is compiled
+    # on its own (compile_friction_table), with the range as a dynamic shape.
     @torch.compiler.disable
     def tabled_log_amplitudes(self, s: torch.Tensor, T: torch.Tensor
                               ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,7 +376,7 @@ class MetriplecticModel(nn.Module):
         p_sl = 0.5 * torch.cat([-3 * p_l[:1] + 4 * p_l[1:2] - p_l[2:3], p_l[2:] - p_l[:-2],
                                 3 * p_l[-1:] - 4 * p_l[-2:-1] + p_l[-3:-2]])
         nodes = torch.stack([y, p_s, p_l, p_sl], dim=2)
-        p, dp = bicubic_hermite(nodes, s.clamp(0.0, 1.0) * G, index_T - lo)
+        p, dp = self.bicubic(nodes, s.clamp(0.0, 1.0) * G, index_T - lo)
         dp = dp * (G / T)[:, None]
         return p.reshape(*shape, p.shape[-1]), dp.reshape(*shape, p.shape[-1])
 
