@@ -12,6 +12,10 @@ timed over ``--rollout-steps`` steps after one warm-up step, list builds include
 glibc malloc keeps freed memory as in ``ddpd.train`` and ``ddpd.rollout``
 (``ddpd.heap.retain_freed_memory``); ``--no-retain-heap`` leaves it as it is.
 
+``--compile-rollout`` runs the rollouts with ``rollout.compile: true``
+(``MetriplecticModel.compile_evaluation``); the warm-up step, which compiles, is timed
+separately.
+
 ``--compile`` trains through ``ddpd.train.compiled_loss`` (torch.compile of the NLL, as
 ``train.compile: true``); the first call's compilation is timed separately.
 
@@ -49,6 +53,7 @@ from ddpd.lammps.plugin import (
     write_plugin_tables,
 )
 from ddpd.model import bracket
+from ddpd.model.hermite_table import bicubic_hermite
 from ddpd.model.integrate import euler_step, exact_energy_step, init_state
 from ddpd.model.metriplectic import MetriplecticModel, Snapshot
 from ddpd.space import Box, VerletList, neighbour_pairs
@@ -116,6 +121,8 @@ def main() -> None:
                              "step); the rollouts are then timed over --rollout-steps steps")
     parser.add_argument("--rollout-steps", type=int, default=None,
                         help="steps per timed rollout (default: --repeats)")
+    parser.add_argument("--compile-rollout", action="store_true",
+                        help="rollouts with rollout.compile: true (torch.compile of evaluate)")
     parser.add_argument("--no-retain-heap", action="store_true",
                         help="leave glibc malloc as it is (ddpd.train and ddpd.rollout call "
                              "ddpd.heap.retain_freed_memory)")
@@ -131,7 +138,7 @@ def main() -> None:
     for n in args.n:
         bench_one(n, args.device, dtype, args.repeats, args.width, args.friction_scheme,
                   args.compile, args.kernel_table, args.friction_table, args.skin,
-                  args.rollout_steps or args.repeats)
+                  args.rollout_steps or args.repeats, args.compile_rollout)
         if args.plugin_ranks:
             bench_plugin(n, dtype, args.width, args.friction_scheme, args.plugin_ranks,
                          args.plugin_steps)
@@ -139,13 +146,16 @@ def main() -> None:
 
 def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
               friction_scheme: str, compile_loss: bool = False, kernel_table: int = 0,
-              friction_table: int = 0, skin: float = 0.0, rollout_steps: int = 5) -> None:
+              friction_table: int = 0, skin: float = 0.0, rollout_steps: int = 5,
+              compile_rollout: bool = False) -> None:
     model, box, q, v = make(n, device, dtype, width=width, friction_scheme=friction_scheme,
                             kernel_table=kernel_table, friction_table=friction_table)
     state = init_state(model, q, v, box)
     pairs = state.pairs
     print(f"N = {n}: {2 * len(pairs.i) / n:.2f} neighbours per particle")
     gen = torch.Generator(device=device).manual_seed(1)
+    if compile_rollout:
+        model.compile_evaluation()
     for name, step in (("euler", euler_step), ("exact_energy", exact_energy_step)):
         listed = VerletList(box, CUTOFF, skin * CUTOFF) if skin > 0 else None
         holder = {"s": state._replace(neighbours=listed)}
@@ -153,10 +163,17 @@ def bench_one(n: int, device: str, dtype: torch.dtype, repeats: int, width: int,
         def run(step=step, holder=holder):
             holder["s"] = step(model, holder["s"], box, ROLLOUT_DT, gen)
 
+        if compile_rollout:
+            start = time.perf_counter()
+            run()
+            print(f"  compile {name} (first step): {time.perf_counter() - start:8.1f} s")
         sec = timed(run, rollout_steps, device)
         builds = f" ({listed.builds} list builds)" if listed is not None else ""
         print(f"  rollout {name:12s}: {sec * 1e3:8.1f} ms/step {n / sec:10.0f} "
               f"particle-steps/s{builds}")
+    if compile_rollout:  # the training step below times what ddpd.train runs
+        del model.evaluate
+        model.bicubic = bicubic_hermite
     sec = timed(lambda: neighbour_pairs(q, box, CUTOFF), repeats, device)
     print(f"  neighbour search    : {sec * 1e3:8.1f} ms")
     snap = Snapshot(v, pairs, v + 0.01 * torch.randn_like(v), pairs,

@@ -235,15 +235,16 @@ def _write_outputs(out_dir: Path, info: dict, best_state: dict, curve: list) -> 
         writer.writerows(curve)
 
 
-def require_cxx_compiler() -> None:
-    """``train.compile`` on a CPU: Inductor builds C++ kernels, so a compiler must be on PATH.
+def require_cxx_compiler(key: str = "train.compile") -> None:
+    """``key`` (``train.compile``, ``rollout.compile``) on a CPU: Inductor builds C++
+    kernels, so a compiler must be on PATH.
 
     Checked before anything is written; the compiler is :func:`ddpd.toolchain.cxx_name`.
     """
     if compiler() is None:
-        raise ValueError(f"train.compile: true needs a C++ compiler on the CPU (torch.compile "
+        raise ValueError(f"{key}: true needs a C++ compiler on the CPU (torch.compile "
                          f"builds C++ kernels), but no compiler named {cxx_name()} is on PATH; "
-                         f"install one (conda: cxx-compiler) or set train.compile: false")
+                         f"install one (conda: cxx-compiler) or set {key}: false")
 
 
 def compiled_loss(model):

@@ -333,6 +333,19 @@ class MetriplecticModel(nn.Module):
         """
         self.bicubic = torch.compile(bicubic_hermite, dynamic=True)
 
+    def compile_evaluation(self) -> None:
+        """Run :meth:`evaluate` through torch.compile with dynamic shapes (``rollout.compile``),
+        and the friction table's interpolation (:meth:`compile_friction_table`).
+
+        :meth:`evaluate` is most of a rollout step, as some 60 separate element-wise
+        passes over the pairs per step when eager; compiled, Inductor fuses them: at N = 1e4
+        (bench_model.py's setting, both tables) 73 instead of 174 ms a call (bench/model.md,
+        "Compiled rollouts"). The step's other parts (noise, entropy solve, neighbour list)
+        stay eager. Same values to round-off.
+        """
+        self.compile_friction_table()
+        self.evaluate = torch.compile(self.evaluate, dynamic=True)
+
     # Eager under torch.compile (train.compile): the occupied lattice rows depend on the
     # temperatures' range, read with .item(); compiled, every new range recompiled the graph
     # (17 s a training step at N = 1e4, bench/model.md). The interpolation itself is compiled
