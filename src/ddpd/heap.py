@@ -5,7 +5,8 @@ Linux) with a fresh ``mmap`` and unmaps it on ``free``. A width-100 network on t
 frame of N = 1e4 particles (81,203 pairs, float32) makes activations of 32.5 MiB, just above
 that limit, so every training step mapped them afresh and the kernel zeroed them page by
 page: about 28,000 minor page faults a step and a tenth of the step's CPU time in the kernel
-(bench/model.md, "Heap retention"). With mmap off (``M_MMAP_MAX = 0``) and trimming only above
+(bench/model.md, "Compiled friction-table interpolation, heap retention, compiled
+rollouts"). With mmap off (``M_MMAP_MAX = 0``) and trimming only above
 2 GiB (``M_TRIM_THRESHOLD``), freed blocks stay in the heap and the next step reuses them; the
 price is that the resident memory does not shrink below its peak until the process ends,
 which is what a training or rollout process wants.

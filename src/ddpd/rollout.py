@@ -62,10 +62,12 @@ class RolloutParams:
             A periodic box too small for the longer reach runs without the list.
         compile: run the model's per-step evaluation of its learned terms through
             torch.compile (Inductor, dynamic shapes; :meth:`MetriplecticModel.compile_evaluation`)
-            (false). Needs a C++ compiler on CPU; the first step compiles (about a minute on 2
-            cores), so it pays for large N and long rollouts: Euler steps at N = 1e4 took
-            149 instead of 236 ms (bench/model.md, "Compiled rollouts"). Same trajectories to
-            round-off, not bit for bit. Models without it (the baselines) run eager (logged).
+            (false). Needs a C++ compiler on CPU; the first step compiles (47 s on 2 cores
+            with a cold Inductor cache), so it pays for large N and long rollouts: Euler
+            steps at N = 1e4 took 149 instead of 236 ms (bench/model.md, "Compiled
+            friction-table interpolation, heap retention, compiled rollouts"). Same
+            trajectories to round-off, not bit for bit. Models without it (the baselines)
+            run eager (logged).
     """
 
     n_steps: int | None = None

@@ -327,9 +327,10 @@ class MetriplecticModel(nn.Module):
         backward) through torch.compile with dynamic shapes (``train.compile``).
 
         :meth:`tabled_log_amplitudes` stays eager under a compiled loss (below); its
-        interpolation, eager, builds (Q, 16, C) intermediates and costs 130-160 ms of a
-        training step at N = 1e4, compiled (fused gather and products) about 25 ms
-        (bench/model.md, "Compiled friction-table interpolation"). Same values to round-off.
+        interpolation, eager, builds (Q, 16, C) intermediates: forward and backward on the
+        162,406 pair rows of a training step at N = 1e4 took 171-213 ms eager and 60-79 ms
+        compiled (bench/model.md, "Compiled friction-table interpolation, heap retention,
+        compiled rollouts"). Same values to round-off.
         """
         self.bicubic = torch.compile(bicubic_hermite, dynamic=True)
 
@@ -340,8 +341,9 @@ class MetriplecticModel(nn.Module):
         :meth:`evaluate` is most of a rollout step, as some 60 separate element-wise
         passes over the pairs per step when eager; compiled, Inductor fuses them: at N = 1e4
         (bench_model.py's setting, both tables) 73 instead of 174 ms a call (bench/model.md,
-        "Compiled rollouts"). The step's other parts (noise, entropy solve, neighbour list)
-        stay eager. Same values to round-off.
+        "Compiled friction-table interpolation, heap retention, compiled rollouts"). The
+        step's other parts (noise, entropy solve, neighbour list) stay eager. Same values to
+        round-off.
         """
         self.compile_friction_table()
         self.evaluate = torch.compile(self.evaluate, dynamic=True)
