@@ -66,8 +66,9 @@ class RolloutParams:
             with a cold Inductor cache), so it pays for large N and long rollouts: Euler
             steps at N = 1e4 took 149 instead of 236 ms (bench/model.md, "Compiled
             friction-table interpolation, heap retention, compiled rollouts"). Same
-            trajectories to round-off, not bit for bit. Models without it (the baselines)
-            run eager (logged).
+            trajectories to round-off, not bit for bit, and not bit for bit from one compiled
+            run to the next either (Inductor's parallel sums; eager rollouts repeat exactly).
+            Models without it (the baselines) run eager (logged).
     """
 
     n_steps: int | None = None
