@@ -16,7 +16,8 @@ def _run(ranks: int, out: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
     cmd = [str(MPIEXEC), "-n", str(ranks), sys.executable, str(DRIVER), str(out), "20"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # mpiexec reports a rank's failure (e.g. exit 9 seen once in a full test run) on stdout
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
     with np.load(out) as f:
         return dict(f)
 
