@@ -37,6 +37,9 @@ def test_training_rows_say_why_training_ended(models):
         assert rows[name]["best epoch"] == json.loads(path.read_text())["best_epoch"]
         wall = float(pd.read_csv(path.parent / "learning_curve.csv")["wall_s"].iloc[-1])
         assert rows[name]["wall time [s]"] == round(wall, 1) >= 0
+        labels = json.loads(path.read_text())["entropy_labels"]
+        assert rows[name]["S relaxation [frames]"] == f"{labels['relaxation_frames']:.2f}"
+        assert rows[name]["Einstein / label spread"] == f"{labels['einstein_ratio']:.1f}"
 
 
 def test_summary_flags_a_wall_time_stop(models, tmp_path):
@@ -56,7 +59,10 @@ def test_models_from_before_stop_reason_and_bad_input(models, tmp_path):
     del info["stop_reason"]
     (old / "hparams.json").write_text(json.dumps(info))
     (old / "learning_curve.csv").write_text((models[0].parent / "learning_curve.csv").read_text())
-    assert training_table([old / "hparams.json"])["stopped by"].tolist() == ["n/a"]
+    del info["entropy_labels"]
+    (old / "hparams.json").write_text(json.dumps(info))
+    row = training_table([old / "hparams.json"]).iloc[0]
+    assert row["stopped by"] == row["S relaxation [frames]"] == "n/a"
 
     (old / "learning_curve.csv").unlink()
     with pytest.raises(FileNotFoundError, match="learning_curve.csv"):

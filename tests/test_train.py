@@ -40,6 +40,9 @@ def test_outputs_and_learning(dataset, tmp_path):
     info = json.loads((tmp_path / "m" / "hparams.json").read_text())
     assert info["best_epoch"] == min(range(9), key=lambda k: val[k])
     assert info["stop_reason"] == "epochs"
+    labels = info["entropy_labels"]  # the check of the teacher's labels (test_entropy_labels)
+    assert labels["frames"] > 3 and "_run1" in labels["run"]  # on the validation run
+    assert labels["fluctuation"] > 0 and labels["einstein_spread"] > 0
     # the saved model is the selected one and reloads with weights_only
     model = load_model(tmp_path / "m")
     data = load_dataset(dataset)

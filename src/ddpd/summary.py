@@ -77,8 +77,19 @@ def error_table(path: Path) -> pd.DataFrame:
     return grid.loc[list(dict.fromkeys(table["statistic"])), models].reset_index()
 
 
+def _label_cells(record: dict | None) -> dict[str, str]:
+    """The entropy-label check of a model (ddpd.model.entropy_labels) as two cells."""
+    if not record:
+        return {"S relaxation [frames]": "n/a", "Einstein / label spread": "n/a"}
+    return {"S relaxation [frames]": f"{record['relaxation_frames']:.2f}",
+            "Einstein / label spread": f"{record['einstein_ratio']:.1f}"}
+
+
 def training_table(hparams: list[Path]) -> pd.DataFrame:
-    """One row per trained model: epochs run, best epoch, why training ended, wall time.
+    """One row per trained model: epochs run, best epoch, why training ended, wall time,
+    and for a model with an entropy teacher the check of its labels
+    (:mod:`ddpd.model.entropy_labels`: relaxation time of the labels in frames, the model's
+    Einstein spread of S over the labels' fluctuation; "n/a" for the others).
 
     ``hparams`` are ``<dataset>/<model>/hparams.json`` files of ddpd.train (the dataset is
     the name of the folder above the model's); the ``learning_curve.csv`` beside each gives
@@ -108,6 +119,7 @@ def training_table(hparams: list[Path]) -> pd.DataFrame:
             "best epoch": int(info["best_epoch"]),
             "stopped by": info.get("stop_reason", "n/a"),
             "wall time [s]": round(float(curve["wall_s"].iloc[-1]), 1),
+            **_label_cells(info.get("entropy_labels")),
         })
     return pd.DataFrame(rows)
 
@@ -133,7 +145,12 @@ def write_summary(
         parts += ["## Training", "",
                   "Epochs run (of the maximum), the epoch selected on the validation NLL, and "
                   "what ended training: `epochs`, `patience` (no better validation NLL) or "
-                  "`wall_time` (train.max_wall_minutes).", ""]
+                  "`wall_time` (train.max_wall_minutes). For models with an entropy teacher, "
+                  "the check of its labels on a validation run (ddpd.model.entropy_labels): "
+                  "their relaxation time in frames (below 1: S changes faster than a step of "
+                  "one frame can follow) and the model's Einstein spread of a particle's S, "
+                  "sqrt(k_B T / (dT/dS)), over the labels' fluctuation in time (above 3: "
+                  "rollouts' entropies spread beyond the labelled range).", ""]
         if (table["stopped by"] == "wall_time").any():
             parts += ["**Stopped by the wall-time limit:** such a model depends on the "
                       "machine's speed and load; the others are reproducible bit for bit "

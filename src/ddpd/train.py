@@ -9,7 +9,10 @@ improvement or after ``max_wall_minutes``, and writes to ``out_dir``:
 * ``model.pt``: state dict of the selected model, CPU tensors whatever the training device
   (``torch.load(weights_only=True)`` on any machine);
 * ``hparams.json``: {"kind", "hparams", "dataset_stats", "train_params", "best_epoch",
-  "stop_reason"}; ``stop_reason`` is "epochs", "patience" or "wall_time". Training is
+  "stop_reason"}; ``stop_reason`` is "epochs", "patience" or "wall_time"; a model with an
+  entropy teacher also gets ``entropy_labels`` (:mod:`ddpd.model.entropy_labels`: how fast
+  the teacher's labels relax and how far the model lets S spread; a warning when a step of
+  one frame cannot follow them). Training is
   deterministic on a CPU (same seed, data, code and threads: the same model bit for bit)
   unless it stops at the wall-time limit, whose epoch count depends on the machine's speed
   and load (a warning says so);
@@ -42,6 +45,8 @@ from ddpd.heap import retain_freed_memory
 from ddpd.io import atomic_path
 from ddpd.model.api import model_class
 from ddpd.model.diffusion_match import check_lag, match_diffusion
+from ddpd.model.entropy_labels import entropy_label_check
+from ddpd.model.metriplectic import MetriplecticModel
 from ddpd.params import is_number, parse_params, require
 from ddpd.toolchain import compiler, cxx_name
 
@@ -406,4 +411,10 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         if "factor" in info["diffusion_match"]:
             info["validation_nll_after_diffusion_match"] = mean_nll(model, val_snaps, dt,
                                                                     p.batch_frames)
+    if isinstance(model, MetriplecticModel) and getattr(model, "phi", None) is not None:
+        # can a step of one frame follow the teacher's labels? (ddpd.model.entropy_labels)
+        model.load_state_dict(best_state)
+        info["entropy_labels"], problems = entropy_label_check(model, data)
+        for problem in problems:
+            warnings.warn(f"{out_dir}: {problem}", stacklevel=2)
     _write_outputs(out_dir, info, best_state, curve)
