@@ -207,6 +207,22 @@ def cmd_entropy_observables(a: argparse.Namespace) -> None:
     entropy_observable_correlation(a.model_dir, a.dataset, a.trajectories, a.out)
 
 
+def cmd_entropy_labels(a: argparse.Namespace) -> None:
+    from ddpd.coarse.dataset import load_dataset
+    from ddpd.model.api import load_model
+    from ddpd.model.entropy_labels import entropy_label_check
+
+    model = load_model(a.model_dir)
+    if getattr(model, "phi", None) is None:
+        raise ValueError(f"{a.model_dir}: the {type(model).__name__} has no entropy teacher "
+                         "to check")
+    record, problems = entropy_label_check(model, load_dataset(a.dataset), a.split)
+    record["warnings"] = problems
+    for problem in problems:
+        log.warning("%s: %s", a.model_dir, problem)
+    _write_json(record, a.out)
+
+
 def cmd_known_truth_simulate(a: argparse.Namespace) -> None:
     from ddpd.known_truth_cli import simulate
 
@@ -401,6 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--trajectories", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
+
+    p = _add(sub, "entropy-labels", cmd_entropy_labels,
+             "can a step of one frame follow the teacher's entropy labels?", params=False)
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--split", default="validation", choices=["train", "validation", "test"],
+                   help="the split whose first run is labelled (default: validation)")
+    p.add_argument("--out", type=Path, required=True, help="statistics and warnings (.json)")
 
     p = _add(sub, "lammps-export", cmd_lammps_export, "tabulate a trained model for LAMMPS")
     p.add_argument("--model-dir", type=Path, required=True)

@@ -1,5 +1,6 @@
 """The entropy-label check: time statistics of labels, Einstein spread, warnings."""
 
+import json
 import math
 
 import numpy as np
@@ -121,3 +122,27 @@ def test_the_check_warns_when_the_heat_capacity_lets_S_spread_beyond_the_labels(
     monkeypatch.setattr(model, "entropy", _labels_from(ar1(0.95, 24, n, seed=7, sigma=0.1)))
     record, problems = entropy_label_check(model, data)
     assert record["einstein_ratio"] < 3 and not any("heat capacity" in p for p in problems)
+
+
+def test_the_command_writes_the_check_and_refuses_what_it_cannot_check(tmp_path, capsys):
+    from ddpd.cli import main
+    from ddpd.train import train
+
+    dataset = soft_sphere_dataset(tmp_path / "ds.h5", n=16, frames=12)
+    params = {"epochs": 1, "batch_frames": 3, "model": {"width": 8, "depth": 1,
+                                                        "teacher_features": 4}}
+    train(dataset, params, tmp_path / "m", device="cpu")
+    out = tmp_path / "labels.json"
+    args = ["entropy-labels", "--model-dir", str(tmp_path / "m"), "--dataset", str(dataset),
+            "--split", "test", "--out", str(out)]
+    assert main(args) == 0
+    record = json.loads(out.read_text())
+    assert "_run2" in record["run"] and record["frames"] == 11
+    assert isinstance(record["warnings"], list) and record["fluctuation"] > 0
+    assert main(args) == 1 and "output exists" in capsys.readouterr().err  # not replaced
+    train(dataset, dict(params, kind="isothermal"), tmp_path / "iso", device="cpu")
+    args = ["entropy-labels", "--model-dir", str(tmp_path / "iso"), "--dataset", str(dataset),
+            "--out", str(tmp_path / "iso.json")]
+    assert main(args) == 1
+    assert "no entropy teacher" in capsys.readouterr().err
+    assert not (tmp_path / "iso.json").exists()
