@@ -10,7 +10,12 @@ from coarse.synthetic import soft_sphere_dataset
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.model.api import model_class
-from ddpd.model.entropy_labels import einstein_spread, entropy_label_check, label_statistics
+from ddpd.model.entropy_labels import (
+    einstein_spread,
+    entropy_label_check,
+    label_statistics,
+    velocity_autocorrelation,
+)
 from ddpd.model.known_truth import KnownTruthParams, TruthModel
 
 
@@ -41,6 +46,17 @@ def test_white_labels_forget_within_a_frame_and_a_random_walk_does_not():
     assert white["relaxation_frames"] < 0.3
     walk = np.cumsum(np.random.default_rng(2).standard_normal((400, 50)), axis=0)
     assert label_statistics(walk)["lag1"] > 0.9
+
+
+def test_velocity_autocorrelation_of_an_ar1_process_and_with_absent_particles():
+    rng = np.random.default_rng(8)
+    v = np.empty((400, 100, 3))
+    v[0] = rng.standard_normal((100, 3))
+    for t in range(1, 400):
+        v[t] = 0.7 * v[t - 1] + math.sqrt(1 - 0.49) * rng.standard_normal((100, 3))
+    assert velocity_autocorrelation(v + 5.0) == pytest.approx(0.7, abs=0.02)  # drift removed
+    v[rng.random(v.shape[:2]) < 0.1] = np.nan
+    assert velocity_autocorrelation(v) == pytest.approx(0.7, abs=0.02)
 
 
 def test_missing_labels_are_left_out_and_bad_input_is_refused():
@@ -92,6 +108,10 @@ def test_the_check_labels_a_validation_run_and_warns_about_fast_labels(data, mon
     assert record["frames"] == 24 and "_run1" in record["run"]  # the validation run
     assert math.isfinite(record["lag1"]) and record["fluctuation"] > 0
     assert record["einstein_spread"] > 0
+    v = data.splits["validation"][0].velocity[1:]  # the soft spheres are all present
+    v = v - v.mean(axis=1, keepdims=True)
+    assert record["velocity_lag1"] == pytest.approx(
+        (v[1:] * v[:-1]).sum(-1).mean() / (v * v).sum(-1).mean(), rel=1e-9)
     n = data.splits["validation"][0].position.shape[1]
     # labels that forget every frame: warned; labels relaxing over 20 frames: not
     monkeypatch.setattr(model, "entropy", _labels_from(ar1(0.0, 24, n, seed=5)))

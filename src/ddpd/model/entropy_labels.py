@@ -15,7 +15,10 @@ validation split, frame by frame, and on the trained model's thermodynamics:
 * ``einstein_spread``: sqrt(<k_B T / (dT/dS)>) of the model at the run's first labelled frame,
   Einstein's stationary spread of one particle's S at fixed V (<dS^2> = k_B C_V with
   C_V = T dS/dT), which is how far S spreads in the model's own rollouts;
-  ``einstein_ratio`` = einstein_spread / fluctuation.
+  ``einstein_ratio`` = einstein_spread / fluctuation;
+* ``velocity_lag1``: the one-frame autocorrelation of the labelled particles' velocities
+  (each frame's mean removed), for comparison: labels that follow a local kinetic energy
+  have lag1 close to velocity_lag1^2 (Gaussian velocities).
 
 A Markovian model stepped once per frame can follow labels that relax over several frames
 (tau >> 1 frame); labels that forget within a frame are a fast variable that the step cannot
@@ -74,6 +77,14 @@ def label_statistics(labels: np.ndarray) -> dict[str, float]:
                 increment=math.sqrt(increment2), lag1=lag1, relaxation_frames=relaxation)
 
 
+def velocity_autocorrelation(velocity: np.ndarray) -> float:
+    """<u_i(t) . u_i(t+1)> / <u_i(t) . u_i(t)> of (F, N, D) velocities, NaN where absent,
+    u the velocity minus its frame's mean over the present particles."""
+    u = velocity - np.nanmean(velocity, axis=1, keepdims=True)
+    lagged = np.sum(u[1:] * u[:-1], axis=-1)  # NaN where a particle is absent at either frame
+    return float(np.nanmean(lagged) / np.nanmean(np.sum(u * u, axis=-1)))
+
+
 def einstein_spread(model, S: torch.Tensor, V: torch.Tensor) -> float:
     """sqrt(<k_B T / (dT/dS)>) over the given particles (units of S), from ``model.thermo``."""
     _, T, _, dT = model.thermo(S, V)
@@ -100,6 +111,7 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
                          "velocities, need 3")
     param = next(model.parameters())
     labels = np.full((len(frames), traj.position.shape[1]), np.nan)
+    velocity = np.full((len(frames), *traj.position.shape[1:]), np.nan)
     einstein = math.nan
     for row, f in enumerate(frames):
         q = torch.as_tensor(traj.position[f], dtype=param.dtype, device=param.device)
@@ -112,11 +124,13 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
         if traj.exterior is not None:
             labelled &= ~traj.exterior[f]
         labels[row, labelled] = S.cpu().numpy()[labelled]
+        velocity[row, labelled] = traj.velocity[f][labelled]
         if row == 0:
             V = model.evaluate(v, S, pairs, with_divergence=False).V
             mask = torch.as_tensor(labelled, device=param.device)
             einstein = einstein_spread(model, S[mask], V[mask])
     record = label_statistics(labels)
+    record["velocity_lag1"] = velocity_autocorrelation(velocity)
     record.update(einstein_spread=einstein,
                   einstein_ratio=einstein / record["fluctuation"]
                   if record["fluctuation"] > 0 else math.inf,
