@@ -40,6 +40,8 @@ def test_training_rows_say_why_training_ended(models):
         labels = json.loads(path.read_text())["entropy_labels"]
         assert rows[name]["S relaxation [frames]"] == f"{labels['relaxation_frames']:.2f}"
         assert rows[name]["Einstein / label spread"] == f"{labels['einstein_ratio']:.1f}"
+        failed = labels["relaxation_frames"] < 1 or labels["einstein_ratio"] > 3
+        assert rows[name]["S label check"] == ("failed" if failed else "ok")
 
 
 def test_summary_flags_a_wall_time_stop(models, tmp_path):
@@ -47,6 +49,8 @@ def test_summary_flags_a_wall_time_stop(models, tmp_path):
     text = (tmp_path / "all.md").read_text()
     assert "## Training" in text and "| slow " in text and "wall_time" in text
     assert "Stopped by the wall-time limit" in text
+    # these tiny models' labels fail the check (their Einstein spread is far beyond them)
+    assert "**Entropy labels the model cannot follow:** gas/metriplectic, slow/metriplectic" in text
     write_summary([], [], [], tmp_path / "one.md", training=models[:1])
     text = (tmp_path / "one.md").read_text()
     assert "| gas " in text and "Stopped by the wall-time limit" not in text
@@ -59,6 +63,11 @@ def test_models_from_before_stop_reason_and_bad_input(models, tmp_path):
     del info["stop_reason"]
     (old / "hparams.json").write_text(json.dumps(info))
     (old / "learning_curve.csv").write_text((models[0].parent / "learning_curve.csv").read_text())
+    info["entropy_labels"].update(relaxation_frames=5.0, einstein_ratio=1.0)  # slow labels
+    (old / "hparams.json").write_text(json.dumps(info))
+    assert training_table([old / "hparams.json"])["S label check"].tolist() == ["ok"]
+    write_summary([], [], [], tmp_path / "ok.md", training=[old / "hparams.json"])
+    assert "cannot follow" not in (tmp_path / "ok.md").read_text()
     del info["entropy_labels"]
     (old / "hparams.json").write_text(json.dumps(info))
     row = training_table([old / "hparams.json"]).iloc[0]

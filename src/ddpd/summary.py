@@ -78,18 +78,25 @@ def error_table(path: Path) -> pd.DataFrame:
 
 
 def _label_cells(record: dict | None) -> dict[str, str]:
-    """The entropy-label check of a model (ddpd.model.entropy_labels) as two cells."""
+    """The entropy-label check of a model (ddpd.model.entropy_labels) as three cells: the
+    labels' relaxation time, the Einstein spread over their fluctuation, and "ok" or
+    "failed" against the thresholds the check recorded."""
     if not record:
-        return {"S relaxation [frames]": "n/a", "Einstein / label spread": "n/a"}
+        return {"S relaxation [frames]": "n/a", "Einstein / label spread": "n/a",
+                "S label check": "n/a"}
+    failed = (record["relaxation_frames"] < record["min_relaxation_frames"]
+              or record["einstein_ratio"] > record["max_einstein_ratio"])
     return {"S relaxation [frames]": f"{record['relaxation_frames']:.2f}",
-            "Einstein / label spread": f"{record['einstein_ratio']:.1f}"}
+            "Einstein / label spread": f"{record['einstein_ratio']:.1f}",
+            "S label check": "failed" if failed else "ok"}
 
 
 def training_table(hparams: list[Path]) -> pd.DataFrame:
     """One row per trained model: epochs run, best epoch, why training ended, wall time,
     and for a model with an entropy teacher the check of its labels
     (:mod:`ddpd.model.entropy_labels`: relaxation time of the labels in frames, the model's
-    Einstein spread of S over the labels' fluctuation; "n/a" for the others).
+    Einstein spread of S over the labels' fluctuation, and whether the check failed; "n/a"
+    for the others).
 
     ``hparams`` are ``<dataset>/<model>/hparams.json`` files of ddpd.train (the dataset is
     the name of the folder above the model's); the ``learning_curve.csv`` beside each gives
@@ -150,11 +157,18 @@ def write_summary(
                   "their relaxation time in frames (below 1: S changes faster than a step of "
                   "one frame can follow) and the model's Einstein spread of a particle's S, "
                   "sqrt(k_B T / (dT/dS)), over the labels' fluctuation in time (above 3: "
-                  "rollouts' entropies spread beyond the labelled range).", ""]
+                  "rollouts' entropies spread beyond the labelled range); `failed` when either "
+                  "bound is crossed.", ""]
         if (table["stopped by"] == "wall_time").any():
             parts += ["**Stopped by the wall-time limit:** such a model depends on the "
                       "machine's speed and load; the others are reproducible bit for bit "
                       "with the same seed, data, code and threads.", ""]
+        failed = table[table["S label check"] == "failed"]
+        if len(failed):
+            names = ", ".join(f"{r['dataset']}/{r['model']}" for _, r in failed.iterrows())
+            parts += [f"**Entropy labels the model cannot follow:** {names} (labels relaxing "
+                      "within less than a frame, or an Einstein spread beyond the check's "
+                      "bound; the training logs carry the warnings).", ""]
         parts += [table.to_markdown(index=False), ""]
     for title, files in (
         ("Tracking quality of the rendered colloid video", quality),
