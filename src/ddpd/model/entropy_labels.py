@@ -96,8 +96,8 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
                         max_frames: int = 200) -> tuple[dict, list[str]]:
     """The statistics of the module docstring on the first run of ``split``.
 
-    Labels are taken on up to ``max_frames`` frames from the run's first frame with
-    velocities; a particle is labelled where it is present, has a velocity and (open boxes)
+    Labels are taken on up to ``max_frames`` consecutive frames from the run's first frame
+    with velocities; a particle is labelled where it is present, has a velocity and (open boxes)
     is not an exterior particle. Returns (record, warnings): the record holds the statistics,
     the frames used and the thresholds; each warning is one sentence naming what failed.
     """
@@ -105,10 +105,13 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
         raise ValueError(f"entropy label check: the dataset has no {split!r} run")
     traj = data.splits[split][0]
     has_velocity = np.isfinite(traj.velocity).all(axis=-1)
-    frames = np.flatnonzero(has_velocity.any(axis=-1))[:max_frames]
+    with_velocities = np.flatnonzero(has_velocity.any(axis=-1))
+    # consecutive frames, so that increments are one frame apart
+    first = int(with_velocities[0]) if len(with_velocities) else len(traj.time)
+    frames = np.arange(first, min(first + max_frames, len(traj.time)))
     if len(frames) < 3:
-        raise ValueError(f"entropy label check: {traj.source} has {len(frames)} frames with "
-                         "velocities, need 3")
+        raise ValueError(f"entropy label check: {traj.source} has {len(frames)} frames from "
+                         "its first with velocities, need 3")
     param = next(model.parameters())
     labels = np.full((len(frames), traj.position.shape[1]), np.nan)
     velocity = np.full((len(frames), *traj.position.shape[1:]), np.nan)
