@@ -1,6 +1,7 @@
 """rollout(): outputs, conservation records, sheared offsets, open boxes, bad params."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -44,6 +45,16 @@ def trained(tmp_path_factory):
         train(ds, TRAIN, d / f"m_{kind}", device="cpu")
         out[kind] = (ds, d / f"m_{kind}")
     return out
+
+
+def test_training_records_the_label_check_and_skips_it_without_labels(trained):
+    # the open view's validation run has at most 2 interior particles a frame: too few labels
+    # for the entropy-label check, which must not fail the training (ddpd.model.entropy_labels)
+    info = json.loads((trained["open"][1] / "hparams.json").read_text())
+    assert "labelled in 3 frames" in info["entropy_labels"]["skipped"]
+    for kind in ("periodic", "sheared"):
+        labels = json.loads((trained[kind][1] / "hparams.json").read_text())["entropy_labels"]
+        assert labels["frames"] == 14 and labels["fluctuation"] >= 0
 
 
 def test_periodic_exact_energy_rollout(trained, tmp_path):

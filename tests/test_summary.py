@@ -68,6 +68,9 @@ def test_models_from_before_stop_reason_and_bad_input(models, tmp_path):
     assert training_table([old / "hparams.json"])["S label check"].tolist() == ["ok"]
     write_summary([], [], [], tmp_path / "ok.md", training=[old / "hparams.json"])
     assert "cannot follow" not in (tmp_path / "ok.md").read_text()
+    info["entropy_labels"] = {"skipped": "labels: no particle is labelled in 3 frames"}
+    (old / "hparams.json").write_text(json.dumps(info))
+    assert training_table([old / "hparams.json"])["S label check"].tolist() == ["n/a"]
     del info["entropy_labels"]
     (old / "hparams.json").write_text(json.dumps(info))
     row = training_table([old / "hparams.json"]).iloc[0]

@@ -81,7 +81,7 @@ def _label_cells(record: dict | None) -> dict[str, str]:
     """The entropy-label check of a model (ddpd.model.entropy_labels) as three cells: the
     labels' relaxation time, the Einstein spread over their fluctuation, and "ok" or
     "failed" against the thresholds the check recorded."""
-    if not record:
+    if not record or "skipped" in record:
         return {"S relaxation [frames]": "n/a", "Einstein / label spread": "n/a",
                 "S label check": "n/a"}
     failed = (record["relaxation_frames"] < record["min_relaxation_frames"]

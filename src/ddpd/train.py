@@ -12,7 +12,8 @@ improvement or after ``max_wall_minutes``, and writes to ``out_dir``:
   "stop_reason"}; ``stop_reason`` is "epochs", "patience" or "wall_time"; a model with an
   entropy teacher also gets ``entropy_labels`` (:mod:`ddpd.model.entropy_labels`: how fast
   the teacher's labels relax and how far the model lets S spread; a warning when a step of
-  one frame cannot follow them). Training is
+  one frame cannot follow them; {"skipped": reason} where a validation run has too few
+  labels). Training is
   deterministic on a CPU (same seed, data, code and threads: the same model bit for bit)
   unless it stops at the wall-time limit, whose epoch count depends on the machine's speed
   and load (a warning says so);
@@ -414,7 +415,10 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     if isinstance(model, MetriplecticModel) and getattr(model, "phi", None) is not None:
         # can a step of one frame follow the teacher's labels? (ddpd.model.entropy_labels)
         model.load_state_dict(best_state)
-        info["entropy_labels"], problems = entropy_label_check(model, data)
+        try:
+            info["entropy_labels"], problems = entropy_label_check(model, data)
+        except ValueError as exc:  # too few labels (e.g. a small field of view): no check
+            info["entropy_labels"], problems = {"skipped": str(exc)}, []
         for problem in problems:
             warnings.warn(f"{out_dir}: {problem}", stacklevel=2)
     _write_outputs(out_dir, info, best_state, curve)
