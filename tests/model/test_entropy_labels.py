@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -56,7 +57,10 @@ def test_velocity_autocorrelation_of_an_ar1_process_and_with_absent_particles():
         v[t] = 0.7 * v[t - 1] + math.sqrt(1 - 0.49) * rng.standard_normal((100, 3))
     assert velocity_autocorrelation(v + 5.0) == pytest.approx(0.7, abs=0.02)  # drift removed
     v[rng.random(v.shape[:2]) < 0.1] = np.nan
-    assert velocity_autocorrelation(v) == pytest.approx(0.7, abs=0.02)
+    v[200] = np.nan  # a frame without any particle: no warning, no NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert velocity_autocorrelation(v) == pytest.approx(0.7, abs=0.02)
 
 
 def test_missing_labels_are_left_out_and_bad_input_is_refused():

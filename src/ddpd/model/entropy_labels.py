@@ -80,7 +80,9 @@ def label_statistics(labels: np.ndarray) -> dict[str, float]:
 def velocity_autocorrelation(velocity: np.ndarray) -> float:
     """<u_i(t) . u_i(t+1)> / <u_i(t) . u_i(t)> of (F, N, D) velocities, NaN where absent,
     u the velocity minus its frame's mean over the present particles."""
-    u = velocity - np.nanmean(velocity, axis=1, keepdims=True)
+    count = np.isfinite(velocity).all(axis=-1).sum(axis=1)[:, None, None]  # (F, 1, 1)
+    mean = np.nansum(velocity, axis=1, keepdims=True) / np.maximum(count, 1)  # empty frame: 0
+    u = velocity - mean
     lagged = np.sum(u[1:] * u[:-1], axis=-1)  # NaN where a particle is absent at either frame
     return float(np.nanmean(lagged) / np.nanmean(np.sum(u * u, axis=-1)))
 
