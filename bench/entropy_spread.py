@@ -20,6 +20,7 @@ import torch
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.model.api import load_model
+from ddpd.model.entropy_labels import einstein_spread
 from ddpd.space.neighbours import neighbour_pairs
 
 
@@ -66,8 +67,9 @@ def main() -> None:
         S_m, t_m = terms(q_r[step], v_r[step], float(offset_r[step]), S_r[step])
         print(f"step {step:4d}  labels S {spread(S_d)} T {spread(t_d.T)} P {spread(t_d.P)}"
               f" | rollout S {spread(S_m)} T {spread(t_m.T)} P {spread(t_m.P)}")
-    _, t0 = terms(traj.position[start], traj.velocity[start], data_offset(start))
-    capacity = float((k_B * t0.T / t0.dT).numpy()[interior].mean())
+    S0, t0 = terms(traj.position[start], traj.velocity[start], data_offset(start))
+    mask = torch.as_tensor(interior)
+    capacity = einstein_spread(model, torch.as_tensor(S0)[mask], t0.V[mask]) ** 2
     print(f"k_B {k_B:.4f}; <k_B T / (dT/dS)> {capacity:.4f} (a stationary S spread of "
           f"{capacity ** 0.5:.3f} at fixed V)")
     labels = []

@@ -210,10 +210,10 @@ def cmd_entropy_observables(a: argparse.Namespace) -> None:
 def cmd_entropy_labels(a: argparse.Namespace) -> None:
     from ddpd.coarse.dataset import load_dataset
     from ddpd.model.api import load_model
-    from ddpd.model.entropy_labels import entropy_label_check
+    from ddpd.model.entropy_labels import entropy_label_check, has_entropy_teacher
 
     model = load_model(a.model_dir)
-    if getattr(model, "phi", None) is None:
+    if not has_entropy_teacher(model):
         raise ValueError(f"{a.model_dir}: the {type(model).__name__} has no entropy teacher "
                          "to check")
     record, problems = entropy_label_check(model, load_dataset(a.dataset), a.split)

@@ -46,8 +46,7 @@ from ddpd.heap import retain_freed_memory
 from ddpd.io import atomic_path
 from ddpd.model.api import model_class
 from ddpd.model.diffusion_match import check_lag, match_diffusion
-from ddpd.model.entropy_labels import entropy_label_check
-from ddpd.model.metriplectic import MetriplecticModel
+from ddpd.model.entropy_labels import entropy_label_check, has_entropy_teacher
 from ddpd.params import is_number, parse_params, require
 from ddpd.toolchain import compiler, cxx_name
 
@@ -412,7 +411,7 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
         if "factor" in info["diffusion_match"]:
             info["validation_nll_after_diffusion_match"] = mean_nll(model, val_snaps, dt,
                                                                     p.batch_frames)
-    if isinstance(model, MetriplecticModel) and getattr(model, "phi", None) is not None:
+    if has_entropy_teacher(model):
         # can a step of one frame follow the teacher's labels? (ddpd.model.entropy_labels)
         model.load_state_dict(best_state)
         try:

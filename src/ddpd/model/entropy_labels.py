@@ -35,12 +35,19 @@ import numpy as np
 import torch
 
 from ddpd.coarse.dataset import Dataset
+from ddpd.model.metriplectic import MetriplecticModel
 from ddpd.space.neighbours import neighbour_pairs
 
 #: a label relaxation time below this many frames gets a warning
 MIN_RELAXATION_FRAMES = 1.0
 #: an Einstein spread above this many label fluctuations gets a warning
 MAX_EINSTEIN_RATIO = 3.0
+
+
+def has_entropy_teacher(model) -> bool:
+    """Whether ``model`` labels S with a learned teacher (the metriplectic model; not the
+    isothermal ablation, which deletes it, nor the other baselines)."""
+    return isinstance(model, MetriplecticModel) and getattr(model, "phi", None) is not None
 
 
 def label_statistics(labels: np.ndarray) -> dict[str, float]:
@@ -131,7 +138,7 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
         labels[row, labelled] = S.cpu().numpy()[labelled]
         velocity[row, labelled] = traj.velocity[f][labelled]
         if row == 0:
-            V = model.evaluate(v, S, pairs, with_divergence=False).V
+            V = model.specific_volume(len(S), pairs)
             mask = torch.as_tensor(labelled, device=param.device)
             einstein = einstein_spread(model, S[mask], V[mask])
     record = label_statistics(labels)

@@ -226,13 +226,6 @@ class TruthModel(MetriplecticModel):
                                          / p.energy_u0)
         return self.entropy_scale * S0 + self.entropy_shift
 
-    def specific_volume(self, n: int, pairs: Pairs) -> torch.Tensor:
-        """V_i = 1 / d_i, d_i = w(0) + sum_j w(r_ij) (N,)."""
-        _, s = self.pair_geometry(pairs)
-        w = self.kernel(s)
-        like = pairs.r
-        return 1.0 / bracket.density(w, self.self_weight(like), pairs.i, pairs.j, n)
-
     def entropy(self, v: torch.Tensor, pairs: Pairs, w: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """The truth has no teacher: S of the initial temperature at the local V."""

@@ -398,6 +398,12 @@ class MetriplecticModel(nn.Module):
     def self_weight(self, like: torch.Tensor) -> torch.Tensor:
         return self.kernel(torch.zeros((), dtype=like.dtype, device=like.device))
 
+    def specific_volume(self, n: int, pairs: Pairs) -> torch.Tensor:
+        """V_i = 1 / d_i, d_i = w(0) + sum_j w(r_ij) (N,), as in :meth:`evaluate`."""
+        _, s = self.pair_geometry(pairs)
+        return 1.0 / bracket.density(self.kernel(s), self.self_weight(pairs.r), pairs.i,
+                                     pairs.j, n)
+
     # -- the pair core prior ---------------------------------------------------------------
     @property
     def has_core(self) -> bool:
