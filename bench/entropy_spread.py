@@ -6,8 +6,11 @@
 Prints, over the interior (evolved) particles of the first test trajectory: the spread of
 the teacher's labels S on data frames and of the rollout's S at the same steps, with T, P;
 the model's k_B T / (dT/dS) at the data's first frame (Einstein: the stationary variance of
-a particle's S at fixed V); and the increments of the labels from frame to frame (their
-standard deviation at lags 1-50 and the lag-1 correlation of successive increments).
+a particle's S at fixed V) and the exact stationary moments of p(S | V) ~ exp(S / k_B -
+U / k_B <T>) at that frame, against the rollout's S over its second half; the standard
+deviation of one step's entropy noise, sqrt(2 k_B dt M_SS); and the increments of the labels
+from frame to frame (their standard deviation at lags 1-50 and the lag-1 correlation of
+successive increments).
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ import torch
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.model.api import load_model
-from ddpd.model.entropy_labels import einstein_spread
+from ddpd.model.entropy_labels import (
+    einstein_spread,
+    one_step_entropy_noise,
+    stationary_entropy_moments,
+)
 from ddpd.space.neighbours import neighbour_pairs
 
 
@@ -72,6 +79,20 @@ def main() -> None:
     capacity = einstein_spread(model, torch.as_tensor(S0)[mask], t0.V[mask]) ** 2
     print(f"k_B {k_B:.4f}; <k_B T / (dT/dS)> {capacity:.4f} (a stationary S spread of "
           f"{capacity ** 0.5:.3f} at fixed V)")
+    S0_t = torch.as_tensor(S0)
+    kT = k_B * float(t0.T[mask].mean())
+    mean, sd = stationary_entropy_moments(model, t0.V[mask], kT, S0_t[mask])
+    half = S_r[len(S_r) // 2:][:, interior]
+    spread_half = np.nanmean(np.nanstd(half, axis=1))
+    print(f"stationary p(S | V) at k_B T_bath = k_B <T> = {kT:.4f}: mean "
+          f"{float(mean.mean()):.3f}, spread {float(sd.pow(2).mean().sqrt()):.3f}; rollout's "
+          f"second half: mean {np.nanmean(half):.3f}, spread over particles {spread_half:.3f}")
+    pairs0 = neighbour_pairs(torch.as_tensor(traj.position[start]), box, model.cutoff,
+                             data_offset(start))
+    with torch.no_grad():
+        noise = one_step_entropy_noise(model, t0, pairs0, len(S0), float(data.stats["dt"]))
+    print("one step's entropy noise sqrt(2 k_B dt M_SS): "
+          f"{float(noise[mask].pow(2).mean().sqrt()):.3f}")
     labels = []
     for f in range(start, min(start + 200, len(traj.time))):
         S, _ = terms(traj.position[f], traj.velocity[f], data_offset(f))

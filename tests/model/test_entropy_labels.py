@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from coarse.synthetic import soft_sphere_dataset
+from scipy.special import digamma, polygamma
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.model.api import model_class
@@ -15,9 +16,11 @@ from ddpd.model.entropy_labels import (
     einstein_spread,
     entropy_label_check,
     label_statistics,
+    stationary_entropy_moments,
     velocity_autocorrelation,
 )
 from ddpd.model.known_truth import KnownTruthParams, TruthModel
+from ddpd.space.neighbours import neighbour_pairs
 
 
 def ar1(rho: float, frames: int, particles: int, seed: int = 0, sigma: float = 0.5):
@@ -89,6 +92,66 @@ def test_einstein_spread_of_the_ideal_gas_truth_is_sqrt_kB_cv_and_follows_the_ga
         40.0, rel=1e-12)
 
 
+@pytest.mark.parametrize("heat_capacity,scale", [(3.0, 1.0), (3.0, 2.0), (400.0, 1.0)])
+def test_stationary_entropy_of_the_ideal_gas_truth_is_the_gamma_law(heat_capacity, scale):
+    # U = a exp(S / c) at fixed V, c = l c_v (gauge l): e^(S / c) ~ Gamma(c / k_B, a / kT)
+    p = KnownTruthParams(heat_capacity=heat_capacity, k_B=1.0)
+    model = TruthModel(p, entropy_scale=scale, entropy_shift=0.7)
+    V = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    kT = 1.3
+    a = model.internal_energy(torch.zeros_like(V), V)
+    c, k_B = scale * heat_capacity, float(model.k_B)
+    shape = c / k_B
+    # from far off the mode: the first pass finds it
+    mean, sd = stationary_entropy_moments(model, V, kT, torch.full_like(V, -5.0 * scale))
+    expected_mean = c * (digamma(shape) - torch.log(a / kT))
+    expected_sd = c * math.sqrt(float(polygamma(1, shape)))
+    assert torch.allclose(mean, expected_mean, rtol=0, atol=1e-6 * c)
+    assert torch.allclose(sd, torch.full_like(sd, expected_sd), rtol=1e-6)
+    # Einstein's Gaussian spread differs by the skewed tail at small c_v (3: 5.4%)
+    einstein = einstein_spread(model, mean, V)
+    if heat_capacity < 10:
+        assert sd.mean() / einstein > 1.05
+    else:
+        assert float(sd.mean() / einstein) == pytest.approx(1.0, abs=1e-3)
+
+
+class SaturatingEnergy:
+    """U = a softplus(S): T = a sigmoid(S) saturates at a; dT/dS rounds to 0 in float32
+    beyond S ~ 90."""
+
+    k_B = 1.0
+
+    def __init__(self, a: float):
+        self.a = a
+
+    def internal_energy(self, S, V):
+        return self.a * torch.nn.functional.softplus(S)
+
+    def thermo(self, S, V, second=True):
+        sig = torch.sigmoid(S)
+        return self.internal_energy(S, V), self.a * sig, 0 * V, self.a * sig * (1 - sig)
+
+
+def test_stationary_entropy_where_the_temperature_saturates():
+    model, kT = SaturatingEnergy(2.0), 1.2  # T_bath below the saturation: normalisable
+    grid = np.linspace(-80.0, 80.0, 400_001)
+    log_p = grid - 2.0 * np.logaddexp(0.0, grid) / kT
+    weight = np.exp(log_p - log_p.max())
+    weight /= weight.sum()
+    mean = (weight * grid).sum()
+    sd = math.sqrt((weight * (grid - mean) ** 2).sum())
+    V = torch.ones(2)
+    # float32, one start where T(S) is flat to round-off (dT/dS = 0): no NaN
+    got_mean, got_sd = stationary_entropy_moments(model, V, kT, torch.tensor([100.0, 0.5]))
+    assert torch.allclose(got_mean, torch.full((2,), mean, dtype=torch.float32), atol=1e-4)
+    assert torch.allclose(got_sd, torch.full((2,), sd, dtype=torch.float32), rtol=1e-4)
+    # T_bath above the saturation: exp(S (1 - a / kT)) grows without bound; the mean sits
+    # at the bracket's end, max_width above the start
+    got_mean, _ = stationary_entropy_moments(model, V, 2.5, torch.zeros(2), max_width=1e3)
+    assert (got_mean > 900).all()
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     path = soft_sphere_dataset(tmp_path_factory.mktemp("labels") / "ds.h5", n=25, frames=25)
@@ -116,7 +179,22 @@ def test_the_check_labels_a_validation_run_and_warns_about_fast_labels(data, mon
     v = v - v.mean(axis=1, keepdims=True)
     assert record["velocity_lag1"] == pytest.approx(
         (v[1:] * v[:-1]).sum(-1).mean() / (v * v).sum(-1).mean(), rel=1e-9)
-    n = data.splits["validation"][0].position.shape[1]
+    # one step's entropy noise from the full pair blocks M over (v_i, v_j, S_i, S_j): a
+    # particle's M_SS sums its pairs' S_i S_i (or S_j S_j) entries
+    traj = data.splits["validation"][0]
+    q, vel = (torch.as_tensor(x[1]) for x in (traj.position, traj.velocity))
+    pairs = neighbour_pairs(q, data.box, model.cutoff, 0.0)
+    with torch.no_grad():
+        S = model.entropy(vel, pairs)
+        M = model.evaluate(vel, S, pairs).M
+    d = data.box.dim
+    M_SS = torch.zeros(len(S), dtype=M.dtype).index_add_(0, pairs.i, M[:, 2 * d, 2 * d])
+    M_SS.index_add_(0, pairs.j, M[:, 2 * d + 1, 2 * d + 1])
+    noise = torch.sqrt(2 * float(model.k_B.detach()) * float(data.stats["dt"]) * M_SS)
+    assert record["entropy_noise"] == pytest.approx(float(noise.pow(2).mean().sqrt()), rel=1e-9)
+    assert record["noise_ratio"] == pytest.approx(record["entropy_noise"] / record["increment"])
+    assert record["stationary_spread"] > 0 and record["bath_temperature"] > 0
+    n = traj.position.shape[1]
     # labels that forget every frame: warned; labels relaxing over 20 frames: not
     monkeypatch.setattr(model, "entropy", _labels_from(ar1(0.0, 24, n, seed=5)))
     record, problems = entropy_label_check(model, data)

@@ -16,6 +16,15 @@ validation split, frame by frame, and on the trained model's thermodynamics:
   Einstein's stationary spread of one particle's S at fixed V (<dS^2> = k_B C_V with
   C_V = T dS/dT), which is how far S spreads in the model's own rollouts;
   ``einstein_ratio`` = einstein_spread / fluctuation;
+* ``stationary_spread`` and ``stationary_mean_shift``: the exact counterpart, the root mean
+  square standard deviation of p(S_i | V_i) ~ exp(S_i / k_B - U / kT) with the labelled
+  particles' mean temperature as the bath's, kT = k_B <T> (``bath_temperature``, energy;
+  :func:`stationary_entropy_moments`), and the mean of its means minus the labels;
+* ``entropy_noise``: the root mean square standard deviation of one step's entropy noise,
+  sqrt(2 k_B dt M_ii[S, S]) at that frame (:func:`one_step_entropy_noise`), and
+  ``noise_ratio`` = entropy_noise / increment: a model that fits its labels' increments has
+  about 1; the structure ties this noise to the heat of the velocity noise, so a ratio >> 1
+  says the labels change less from frame to frame than the friction's heat requires;
 * ``velocity_lag1``: the one-frame autocorrelation of the labelled particles' velocities
   (each frame's mean removed), for comparison: labels that follow a local kinetic energy
   have lag1 close to velocity_lag1^2 (Gaussian velocities).
@@ -24,7 +33,11 @@ A Markovian model stepped once per frame can follow labels that relax over sever
 (tau >> 1 frame); labels that forget within a frame are a fast variable that the step cannot
 resolve, and with einstein_ratio >> 1 a rollout's entropies wander far beyond the labelled
 range (and with them T and P): what the study's colloid and melt models show
-(bench/model.md, "Entropy labels decorrelate within a frame").
+(bench/model.md, "Entropy labels decorrelate within a frame"). noise_ratio >> 1 is the
+other side of it: the structure makes one step's entropy noise the heat of the velocity
+noise over T, and labels that are a function of one snapshot change less than that (the
+study's models: 2-4; bench/model.md, "The model's own equilibrium of S, and three remedies
+tried").
 """
 
 from __future__ import annotations
@@ -101,6 +114,80 @@ def einstein_spread(model, S: torch.Tensor, V: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def stationary_entropy_moments(model, V: torch.Tensor, kT: float, S_start: torch.Tensor,
+                               n_grid: int = 1001, chunk: int = 128, max_width: float = 1e4
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of each particle's S at fixed V_i (units of S) in the
+    model's equilibrium with the rest of the system as a bath at k_B T_bath = ``kT`` (energy):
+
+        p(S_i | V_i) ~ exp(S_i / k_B - U(S_i, V_i) / kT),
+
+    the marginal of the stationary density exp(S_tot / k_B) on the energy shell of a
+    metriplectic (GENERIC) system with fluctuation-dissipation noise (as for DPD with
+    energy conservation, Espanol, Europhys. Lett. 40, 631 (1997)); Einstein's k_B T /
+    (dT/dS) (:func:`einstein_spread`) is its Gaussian approximation at the maximum, T(S, V)
+    = T_bath. The maximum by bisection (T increases with S; the bracket grows from
+    ``S_start`` by doubling steps, at most ``max_width``), then quadrature on a grid per
+    particle in three passes: the maximum +- 50 Einstein spreads (at least k_B, at most
+    ``max_width`` in all: where T(S) is flat to round-off), then the last pass's mean +- 12
+    of its standard deviations, ``n_grid`` points each; ``chunk`` particles at a time.
+    Where T stays below T_bath as S grows (a temperature that saturates), the density is
+    not normalisable: the maximum stays at the bracket's end and the mean comes out about
+    ``max_width`` above ``S_start``, which says so. For U = a exp(S / c) at fixed V (the
+    known truth's ideal gas) e^(S / c) is Gamma distributed (shape c / k_B, rate a / kT):
+    mean c (digamma(c / k_B) - ln(a / kT)), standard deviation c sqrt(trigamma(c / k_B))
+    (tests).
+    """
+    k_B = float(model.k_B)
+    T_bath = kT / k_B
+
+    def temperature(S: torch.Tensor) -> torch.Tensor:
+        return model.thermo(S, V, second=False)[1]
+
+    # the maximum, T(S, V) = T_bath (T increases with S): bracket by doubling steps (at
+    # most max_width from S_start), then bisection
+    lo, hi, step = S_start.clone(), S_start.clone(), torch.full_like(S_start, k_B)
+    for _ in range(64):
+        lower, higher = temperature(lo) > T_bath, temperature(hi) < T_bath
+        if not (lower | higher).any():
+            break
+        lo = torch.where(lower, (lo - step).clamp_min(S_start - max_width), lo)
+        hi = torch.where(higher, (hi + step).clamp_max(S_start + max_width), hi)
+        step = 2.0 * step
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        below = temperature(mid) < T_bath
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    centre = 0.5 * (lo + hi)
+    _, T, _, dT = model.thermo(centre, V)
+    width = torch.sqrt(k_B * T / dT.clamp_min(torch.finfo(dT.dtype).tiny))
+    half = 50.0 * torch.nan_to_num(width, nan=max_width).clamp(k_B, max_width / 50.0)
+    unit = torch.linspace(-1.0, 1.0, n_grid, dtype=S_start.dtype, device=S_start.device)
+    for _ in range(3):
+        mean, sd = [], []
+        for a in range(0, len(V), chunk):
+            grid = centre[a:a + chunk, None] + half[a:a + chunk, None] * unit
+            U = model.internal_energy(grid, V[a:a + chunk, None].expand_as(grid))
+            weight = torch.softmax(grid / k_B - U / kT, dim=-1)
+            m = (weight * grid).sum(-1)
+            mean.append(m)
+            sd.append(torch.sqrt((weight * (grid - m[:, None]) ** 2).sum(-1)))
+        centre, spread = torch.cat(mean), torch.cat(sd)
+        # never narrower than a few of the last grid's spacings (a spread below it is 0)
+        half = torch.maximum(12.0 * spread, 4.0 * half / n_grid)
+    return centre, spread
+
+
+def one_step_entropy_noise(model, terms, pairs, n: int, dt: float) -> torch.Tensor:
+    """sqrt(2 k_B dt M_ii[S, S]) per particle (N,), units of S: the standard deviation of one
+    step's entropy noise, which the structure ties to the heat of the velocity noise
+    (T dS = -m u . dv per pair) and the heat conduction; compare with the labels' one-frame
+    increment."""
+    blocks = model.particle_blocks(terms, pairs, n)
+    return torch.sqrt(2.0 * model.k_B * dt * blocks[:, -1, -1])
+
+
+@torch.no_grad()
 def entropy_label_check(model, data: Dataset, split: str = "validation",
                         max_frames: int = 200) -> tuple[dict, list[str]]:
     """The statistics of the module docstring on the first run of ``split``.
@@ -124,7 +211,8 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
     param = next(model.parameters())
     labels = np.full((len(frames), traj.position.shape[1]), np.nan)
     velocity = np.full((len(frames), *traj.position.shape[1:]), np.nan)
-    einstein = math.nan
+    einstein, at_first_frame = math.nan, {}
+    dt = float(data.stats["dt"])
     for row, f in enumerate(frames):
         q = torch.as_tensor(traj.position[f], dtype=param.dtype, device=param.device)
         v = torch.nan_to_num(torch.as_tensor(traj.velocity[f], dtype=param.dtype,
@@ -138,14 +226,24 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
         labels[row, labelled] = S.cpu().numpy()[labelled]
         velocity[row, labelled] = traj.velocity[f][labelled]
         if row == 0:
-            V = model.specific_volume(len(S), pairs)
             mask = torch.as_tensor(labelled, device=param.device)
-            einstein = einstein_spread(model, S[mask], V[mask])
+            terms = model.evaluate(v, S, pairs, with_divergence=False, blocks=False)
+            einstein = einstein_spread(model, S[mask], terms.V[mask])
+            kT = float(model.k_B * terms.T[mask].mean())
+            mean, sd = stationary_entropy_moments(model, terms.V[mask], kT, S[mask])
+            noise = one_step_entropy_noise(model, terms, pairs, len(S), dt)[mask]
+            at_first_frame = dict(
+                stationary_spread=float(torch.sqrt((sd * sd).mean())),
+                stationary_mean_shift=float((mean - S[mask]).mean()), bath_temperature=kT,
+                entropy_noise=float(torch.sqrt((noise * noise).mean())))
     record = label_statistics(labels)
     record["velocity_lag1"] = velocity_autocorrelation(velocity)
     record.update(einstein_spread=einstein,
                   einstein_ratio=einstein / record["fluctuation"]
                   if record["fluctuation"] > 0 else math.inf,
+                  **at_first_frame,
+                  noise_ratio=at_first_frame["entropy_noise"] / record["increment"]
+                  if record["increment"] > 0 else math.inf,
                   frames=len(frames), run=traj.source,
                   min_relaxation_frames=MIN_RELAXATION_FRAMES,
                   max_einstein_ratio=MAX_EINSTEIN_RATIO)
