@@ -150,6 +150,9 @@ def test_stationary_entropy_where_the_temperature_saturates():
     # at the bracket's end, max_width above the start
     got_mean, _ = stationary_entropy_moments(model, V, 2.5, torch.zeros(2), max_width=1e3)
     assert (got_mean > 900).all()
+    # no particles: empty moments
+    empty = stationary_entropy_moments(model, V[:0], kT, torch.zeros(0))
+    assert all(x.shape == (0,) for x in empty)
 
 
 @pytest.fixture(scope="module")

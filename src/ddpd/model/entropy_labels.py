@@ -21,7 +21,9 @@ validation split, frame by frame, and on the trained model's thermodynamics:
   particles' mean temperature as the bath's, kT = k_B <T> (``bath_temperature``, energy;
   :func:`stationary_entropy_moments`), and the mean of its means minus the labels;
 * ``entropy_noise``: the root mean square standard deviation of one step's entropy noise,
-  sqrt(2 k_B dt M_ii[S, S]) at that frame (:func:`one_step_entropy_noise`), and
+  sqrt(2 k_B dt M_ii[S, S]) at that frame's velocities (:func:`one_step_entropy_noise`; the
+  midpoint friction scheme's likelihood takes the entropy rows at the midpoint velocities,
+  which differ by a step's change), and
   ``noise_ratio`` = entropy_noise / increment: a model that fits its labels' increments has
   about 1; the structure ties this noise to the heat of the velocity noise, so a ratio >> 1
   says the labels change less from frame to frame than the friction's heat requires;
@@ -138,6 +140,8 @@ def stationary_entropy_moments(model, V: torch.Tensor, kT: float, S_start: torch
     mean c (digamma(c / k_B) - ln(a / kT)), standard deviation c sqrt(trigamma(c / k_B))
     (tests).
     """
+    if len(V) == 0:
+        return S_start.clone(), S_start.clone()
     k_B = float(model.k_B)
     T_bath = kT / k_B
 
@@ -211,7 +215,9 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
     param = next(model.parameters())
     labels = np.full((len(frames), traj.position.shape[1]), np.nan)
     velocity = np.full((len(frames), *traj.position.shape[1:]), np.nan)
-    einstein, at_first_frame = math.nan, {}
+    einstein = math.nan
+    at_first_frame = dict(stationary_spread=math.nan, stationary_mean_shift=math.nan,
+                          bath_temperature=math.nan, entropy_noise=math.nan)
     dt = float(data.stats["dt"])
     for row, f in enumerate(frames):
         q = torch.as_tensor(traj.position[f], dtype=param.dtype, device=param.device)
@@ -225,7 +231,7 @@ def entropy_label_check(model, data: Dataset, split: str = "validation",
             labelled &= ~traj.exterior[f]
         labels[row, labelled] = S.cpu().numpy()[labelled]
         velocity[row, labelled] = traj.velocity[f][labelled]
-        if row == 0:
+        if row == 0 and labelled.any():
             mask = torch.as_tensor(labelled, device=param.device)
             terms = model.evaluate(v, S, pairs, with_divergence=False, blocks=False)
             einstein = einstein_spread(model, S[mask], terms.V[mask])
