@@ -135,3 +135,25 @@ def test_solve_entropy_finds_the_unique_root(energy):
     torch.testing.assert_close(S[keep], S_true[keep], rtol=1e-9, atol=1e-9)
     assert float(S[3]) == 3.0
     assert isinstance(State, type)
+
+
+def test_float32_exact_energy_steps_do_not_drift_in_energy():
+    # float32, the default of trained models: the entropy solve's stopping residual is
+    # one-signed (Newton approaches the convex U from above); without the last Newton step
+    # it added ~64 eps |U| per particle and step, a steady energy gain
+    model, box, state = _start(3, speed=1.0)
+    model = model.float()
+    state = init_state(model, state.q.float(), state.v.float(), box)
+    gen = torch.Generator().manual_seed(3)
+    e0 = _energy(model, state, box)
+    changes = []
+    for _ in range(200):
+        new = exact_energy_step(model, state, box, 0.01, gen)
+        changes.append(_energy(model, new, box) - _energy(model, state, box))
+        state = new
+    changes = torch.tensor(changes, dtype=torch.float64) / abs(e0)
+    eps = torch.finfo(torch.float32).eps
+    # a drift would show as a mean far from 0 against the step-to-step scatter
+    assert abs(float(changes.mean())) < 3 * float(changes.std()) / 200**0.5 + eps, (
+        float(changes.mean()), float(changes.std()))
+    assert float(changes.abs().max()) < 100 * eps
