@@ -40,6 +40,7 @@ def test_training_rows_say_why_training_ended(models):
         labels = json.loads(path.read_text())["entropy_labels"]
         assert rows[name]["S relaxation [frames]"] == f"{labels['relaxation_frames']:.2f}"
         assert rows[name]["Einstein / label spread"] == f"{labels['einstein_ratio']:.1f}"
+        assert rows[name]["S noise / label step"] == f"{labels['noise_ratio']:.1f}"
         failed = labels["relaxation_frames"] < 1 or labels["einstein_ratio"] > 3
         assert rows[name]["S label check"] == ("failed" if failed else "ok")
 
@@ -64,8 +65,10 @@ def test_models_from_before_stop_reason_and_bad_input(models, tmp_path):
     (old / "hparams.json").write_text(json.dumps(info))
     (old / "learning_curve.csv").write_text((models[0].parent / "learning_curve.csv").read_text())
     info["entropy_labels"].update(relaxation_frames=5.0, einstein_ratio=1.0)  # slow labels
+    del info["entropy_labels"]["noise_ratio"]  # a check from before the noise ratio
     (old / "hparams.json").write_text(json.dumps(info))
     assert training_table([old / "hparams.json"])["S label check"].tolist() == ["ok"]
+    assert training_table([old / "hparams.json"])["S noise / label step"].tolist() == ["n/a"]
     write_summary([], [], [], tmp_path / "ok.md", training=[old / "hparams.json"])
     assert "cannot follow" not in (tmp_path / "ok.md").read_text()
     info["entropy_labels"] = {"skipped": "labels: no particle is labelled in 3 frames"}

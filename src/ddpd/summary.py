@@ -11,6 +11,7 @@ numbers.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -78,16 +79,20 @@ def error_table(path: Path) -> pd.DataFrame:
 
 
 def _label_cells(record: dict | None) -> dict[str, str]:
-    """The entropy-label check of a model (ddpd.model.entropy_labels) as three cells: the
-    labels' relaxation time, the Einstein spread over their fluctuation, and "ok" or
-    "failed" against the thresholds the check recorded."""
+    """The entropy-label check of a model (ddpd.model.entropy_labels) as four cells: the
+    labels' relaxation time, the Einstein spread over their fluctuation, one step's entropy
+    noise over the labels' one-frame increment ("n/a" for checks that predate it), and "ok"
+    or "failed" against the thresholds the check recorded."""
     if not record or "skipped" in record:
         return {"S relaxation [frames]": "n/a", "Einstein / label spread": "n/a",
-                "S label check": "n/a"}
+                "S noise / label step": "n/a", "S label check": "n/a"}
     failed = (record["relaxation_frames"] < record["min_relaxation_frames"]
               or record["einstein_ratio"] > record["max_einstein_ratio"])
+    noise_ratio = record.get("noise_ratio", math.nan)
     return {"S relaxation [frames]": f"{record['relaxation_frames']:.2f}",
             "Einstein / label spread": f"{record['einstein_ratio']:.1f}",
+            "S noise / label step": f"{noise_ratio:.1f}" if math.isfinite(noise_ratio)
+            else "n/a",
             "S label check": "failed" if failed else "ok"}
 
 
@@ -95,8 +100,8 @@ def training_table(hparams: list[Path]) -> pd.DataFrame:
     """One row per trained model: epochs run, best epoch, why training ended, wall time,
     and for a model with an entropy teacher the check of its labels
     (:mod:`ddpd.model.entropy_labels`: relaxation time of the labels in frames, the model's
-    Einstein spread of S over the labels' fluctuation, and whether the check failed; "n/a"
-    for the others).
+    Einstein spread of S over the labels' fluctuation, one step's entropy noise over the
+    labels' one-frame increment, and whether the check failed; "n/a" for the others).
 
     ``hparams`` are ``<dataset>/<model>/hparams.json`` files of ddpd.train (the dataset is
     the name of the folder above the model's); the ``learning_curve.csv`` beside each gives
