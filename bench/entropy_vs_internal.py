@@ -1,0 +1,93 @@
+"""Do the teacher's entropy labels follow a star's internal state? (star datasets)
+
+A coarse star's entropy belongs to its internal degrees of freedom. The coarse-graining
+records each star's internal kinetic energy (bead velocities relative to the centre of mass),
+its squared radius of gyration and asphericity (``ddpd coarse-grain``). In the fine-grained
+canonical ensemble (the stars at rest, `pair dpd/tstat`) the centre-of-mass velocity is
+independent of the internal state (the Maxwell-Boltzmann factor factorises), so a teacher that
+reads the coarse velocities can follow the internal state only through the positions.
+
+For a trained model and its dataset's validation run this prints the correlations over stars
+and frames (each frame's mean removed) of the internal kinetic energy with the teacher's label
+S_i, with the star's own kinetic energy m |v_i|^2 / 2 (dataset velocities) and with the model's
+specific volume V_i; the labels' correlation with rg2; and each quantity's correlation with
+itself k frames later.
+
+    .venv/bin/python bench/entropy_vs_internal.py \
+        --model-dir results/models/stars-melt-rest/metriplectic \
+        --dataset results/datasets/stars-melt-rest.h5 --frames 200 --lags 1 10 100
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from ddpd.coarse.dataset import load_dataset
+from ddpd.io.h5md import read_trajectory
+from ddpd.model.api import load_model
+from ddpd.space.neighbours import neighbour_pairs
+
+
+def pooled_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of (F, N) arrays over all finite entries, each frame's mean removed."""
+    x = x - np.nanmean(x, axis=1, keepdims=True)
+    y = y - np.nanmean(y, axis=1, keepdims=True)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model-dir", required=True)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--lags", type=int, nargs="+", default=[1, 10, 100])
+    a = ap.parse_args()
+    model = load_model(a.model_dir)
+    data = load_dataset(a.dataset)
+    traj = data.splits["validation"][0]
+    raw = read_trajectory(traj.source)
+    internal = raw.observables["internal_kinetic_energy"]
+    rg2 = raw.observables["rg2"]
+    if internal.shape != traj.position.shape[:2]:
+        raise ValueError(f"{traj.source}: internal_kinetic_energy {internal.shape} does not "
+                         f"match the dataset's run {traj.position.shape[:2]}")
+    has_v = np.isfinite(traj.velocity).all(axis=(1, 2))
+    frames = np.flatnonzero(has_v)[:a.frames]
+    rows: dict[str, list[np.ndarray]] = {"label": [], "internal": [], "kinetic": [], "V": [],
+                                         "rg2": []}
+    param = next(model.parameters())
+    for t in frames:
+        q = torch.as_tensor(traj.position[t], dtype=param.dtype)
+        v = torch.as_tensor(traj.velocity[t], dtype=param.dtype)
+        offset = float(traj.offset[t]) if traj.offset is not None else 0.0
+        pairs = neighbour_pairs(q, data.box, model.cutoff, offset)
+        with torch.no_grad():
+            rows["label"].append(model.entropy(v, pairs).numpy())
+            rows["V"].append(model.specific_volume(len(q), pairs).numpy())
+        rows["internal"].append(internal[t])
+        rows["kinetic"].append(0.5 * float(data.stats["mass"]) * (traj.velocity[t] ** 2).sum(-1))
+        rows["rg2"].append(rg2[t])
+    d = {k: np.array(v, dtype=float) for k, v in rows.items()}
+    print(f"{traj.source}: {len(frames)} frames, {d['label'].shape[1]} stars")
+    for x, y in (("internal", "label"), ("internal", "kinetic"), ("internal", "V"),
+                 ("internal", "rg2"), ("label", "rg2"), ("label", "V"), ("label", "kinetic")):
+        print(f"  corr({x}, {y}) = {pooled_correlation(d[x], d[y]):+.3f}")
+    for name in ("internal", "label", "rg2"):
+        series = {"internal": internal, "rg2": rg2}.get(name)
+        for lag in a.lags:
+            keep = [k for k, t in enumerate(frames) if k + lag < len(frames)]
+            if name == "label":
+                later = d["label"][[k + lag for k in keep]]
+            else:
+                later = series[frames[keep] + lag]
+            now = d[name][keep]
+            print(f"  corr({name}(t), {name}(t + {lag})) = {pooled_correlation(now, later):+.3f}")
+
+
+if __name__ == "__main__":
+    main()
