@@ -1,0 +1,116 @@
+"""Infer each particle's entropy from a window of its history: known truth.
+
+The maximum-likelihood entropies s_i, held constant over a window of W frames, of the
+composite Gaussian likelihood of all particles' one-step velocity increments in that window
+(mean v + (F/m + M dS + k_B div M) dt, covariance 2 k_B dt M_vv: the explicit-friction form of
+method.md §2-3; the S increments are not used):
+
+    s_hat = argmax_s sum_{t in window} sum_k ln N(v_k(t+1); mean_k(t; s), cov_k(t; s)),
+
+by L-BFGS from the model's own labels at the window's first frame (the truth: the S of the
+initial temperature at each particle's V, a mean-field start; a learned model: its teacher's
+labels, uncorrelated with the true S). Evaluated with the truth's own functions (what the
+data can reveal at best) and, optionally, with a learned model's (``--model-dir``; a first
+step of an EM-like relabelling).
+Prints, per window length, the correlation of s_hat with the true S averaged over the window
+(over particles and windows, each window's mean removed), the regression slope and, for the
+truth's functions, the RMS error against the spread.
+
+    .venv/bin/python bench/entropy_from_history.py results/known_truth/test/rep0.h5 \
+        --windows 50 300 --starts 3
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from ddpd.io.h5md import read_trajectory
+from ddpd.model.api import load_model
+from ddpd.model.known_truth import truth_model_of
+from ddpd.space.neighbours import neighbour_pairs
+
+
+def window_log_likelihood(model, frames: list, s: torch.Tensor, dt: float) -> torch.Tensor:
+    """Composite Gaussian log-likelihood of the velocity increments of ``frames``."""
+    total = torch.zeros((), dtype=s.dtype)
+    dim = frames[0][1].shape[1]
+    for pairs, v0, v1 in frames:
+        terms = model.evaluate(v0, s, pairs, blocks=False)
+        mean = v0 + model.drift(v0, terms, pairs)[:, :dim] * dt
+        cov = 2.0 * model.k_B * dt * model.particle_blocks(terms, pairs, len(v0))[:, :dim, :dim]
+        chol = torch.linalg.cholesky(cov + 1e-12 * torch.eye(dim, dtype=cov.dtype))
+        z = torch.linalg.solve_triangular(chol, (v1 - mean)[..., None], upper=False)[..., 0]
+        total = total - 0.5 * (z * z).sum() - torch.log(
+            torch.diagonal(chol, dim1=-2, dim2=-1)).sum()
+    return total
+
+
+def infer_window(model, traj, start: int, length: int, s0: torch.Tensor, dt: float,
+                 iterations: int) -> torch.Tensor:
+    """s_hat over frames start .. start + length (L-BFGS, strong Wolfe line search)."""
+    frames = []
+    for t in range(start, start + length):
+        q = torch.as_tensor(traj.position[t], dtype=torch.float64)
+        frames.append((neighbour_pairs(q, traj.box, model.cutoff),
+                       torch.as_tensor(traj.velocity[t], dtype=torch.float64),
+                       torch.as_tensor(traj.velocity[t + 1], dtype=torch.float64)))
+    s = s0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([s], max_iter=iterations, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = -window_log_likelihood(model, frames, s, dt) / length
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return s.detach()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("trajectory")
+    ap.add_argument("--model-dir", help="a learned model instead of the truth's functions")
+    ap.add_argument("--windows", type=int, nargs="+", default=[50, 300])
+    ap.add_argument("--starts", type=int, default=3, help="windows per length, evenly spaced")
+    ap.add_argument("--iterations", type=int, default=30)
+    a = ap.parse_args()
+    torch.set_default_dtype(torch.float64)
+    traj = read_trajectory(a.trajectory)
+    truth = truth_model_of(traj, a.trajectory)
+    model = truth if a.model_dir is None else load_model(a.model_dir).double()
+    dt = truth.params.dt
+    S_true = traj.observables["truth_entropy"]
+    print(f"{a.trajectory}: {'truth' if a.model_dir is None else a.model_dir}, c_v = "
+          f"{truth.params.heat_capacity}, spread of S {S_true.std(axis=1).mean():.4g}")
+    for length in a.windows:
+        starts = np.linspace(0, traj.n_frames - length - 2, a.starts).round().astype(int)
+        est, ref = [], []
+        for start in starts:
+            q = torch.as_tensor(traj.position[start])
+            v = torch.as_tensor(traj.velocity[start])
+            pairs = neighbour_pairs(q, traj.box, model.cutoff)
+            with torch.no_grad():
+                s0 = model.entropy(v, pairs)
+            s_hat = infer_window(model, traj, int(start), length, s0, dt, a.iterations)
+            est.append(s_hat.numpy() - s_hat.numpy().mean())
+            window_true = S_true[start:start + length].mean(axis=0)
+            ref.append(window_true - window_true.mean())
+        x, y = np.concatenate(est), np.concatenate(ref)
+        corr = float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+        slope = float((x * y).sum() / (y * y).sum())
+        line = (f"  window {length} frames x {len(starts)}: corr(s_hat, S) = {corr:+.3f}, "
+                f"slope {slope:.3g}")
+        if a.model_dir is None:  # same units: the error against the spread
+            line += (f", rms(s_hat - S) {np.sqrt(np.mean((x - y) ** 2)):.4g} against spread "
+                     f"{y.std():.4g}")
+        else:  # the learned entropy has its own gauge: slope in learned units per true unit
+            line += f" (learned entropy units per true unit), spread of S {y.std():.4g}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
