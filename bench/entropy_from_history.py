@@ -14,7 +14,9 @@ data can reveal at best) and, optionally, with a learned model's (``--model-dir`
 step of an EM-like relabelling).
 Prints, per window length, the correlation of s_hat with the true S averaged over the window
 (over particles and windows, each window's mean removed), the regression slope and, for the
-truth's functions, the RMS error against the spread.
+truth's functions, the RMS error against the spread; and the relative RMS errors of each
+particle's k_B T and P V (gauge-invariant) from the model at s_hat against the truth's at the
+true S, on five frames of each window, beside those of the truth's mean.
 
     .venv/bin/python bench/entropy_from_history.py results/known_truth/test/rep0.h5 \
         --windows 50 300 --starts 3
@@ -70,6 +72,20 @@ def infer_window(model, traj, start: int, length: int, s0: torch.Tensor, dt: flo
     return s.detach()
 
 
+def thermodynamics(model, q: torch.Tensor, box, S: torch.Tensor
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """k_B T and P V (energy units, gauge-invariant) of every particle at entropies S."""
+    pairs = neighbour_pairs(q, box, model.cutoff)
+    V = model.specific_volume(len(q), pairs)
+    _, T, P, _ = model.thermo(S, V, second=False)
+    return (model.k_B.detach() * T).detach().numpy(), (P * V).detach().numpy()
+
+
+def relative_rms(learned: np.ndarray, true: np.ndarray) -> float:
+    """||learned - true|| / ||true||."""
+    return float(np.linalg.norm(learned - true) / np.linalg.norm(true))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("trajectory")
@@ -89,6 +105,7 @@ def main() -> None:
     for length in a.windows:
         starts = np.linspace(0, traj.n_frames - length - 2, a.starts).round().astype(int)
         est, ref = [], []
+        kT_model, kT_true, PV_model, PV_true = [], [], [], []
         for start in starts:
             q = torch.as_tensor(traj.position[start])
             v = torch.as_tensor(traj.velocity[start])
@@ -97,6 +114,14 @@ def main() -> None:
                 s0 = model.entropy(v, pairs)
             s_hat = infer_window(model, traj, int(start), length, s0, dt, a.iterations)
             est.append(s_hat.numpy() - s_hat.numpy().mean())
+            for t in np.linspace(start, start + length - 1, 5).round().astype(int):
+                q = torch.as_tensor(traj.position[t])
+                kT, PV = thermodynamics(model, q, traj.box, s_hat)
+                kT_model.append(kT)
+                PV_model.append(PV)
+                kT, PV = thermodynamics(truth, q, traj.box, torch.as_tensor(S_true[t]))
+                kT_true.append(kT)
+                PV_true.append(PV)
             window_true = S_true[start:start + length].mean(axis=0)
             ref.append(window_true - window_true.mean())
         x, y = np.concatenate(est), np.concatenate(ref)
@@ -110,6 +135,10 @@ def main() -> None:
         else:  # the learned entropy has its own gauge: slope in learned units per true unit
             line += f" (learned entropy units per true unit), spread of S {y.std():.4g}"
         print(line)
+        for name, learned, true in (("k_B T", kT_model, kT_true), ("P V", PV_model, PV_true)):
+            learned, true = np.concatenate(learned), np.concatenate(true)
+            print(f"    {name} at s_hat: relative RMS error {relative_rms(learned, true):.4f}"
+                  f" (the truth's mean: {relative_rms(np.full_like(true, true.mean()), true):.4f})")
 
 
 if __name__ == "__main__":
