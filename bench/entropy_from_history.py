@@ -16,7 +16,9 @@ Prints, per window length, the correlation of s_hat with the true S averaged ove
 (over particles and windows, each window's mean removed), the regression slope and, for the
 truth's functions, the RMS error against the spread; and the relative RMS errors of each
 particle's k_B T and P V (gauge-invariant) from the model at s_hat against the truth's at the
-true S, on five frames of each window, beside those of the truth's mean.
+true S, on five frames of each window, beside those of the truth's mean. ``--shrink`` also
+infers the two halves of each window and shrinks s_hat towards its mean by the split-half
+reliability (:func:`split_half_shrinkage`), a posterior mean without a model of the prior.
 
     .venv/bin/python bench/entropy_from_history.py results/known_truth/test/rep0.h5 \
         --windows 50 300 --starts 3
@@ -86,6 +88,18 @@ def relative_rms(learned: np.ndarray, true: np.ndarray) -> float:
     return float(np.linalg.norm(learned - true) / np.linalg.norm(true))
 
 
+def split_half_shrinkage(full: torch.Tensor, first: torch.Tensor, second: torch.Tensor
+                         ) -> float:
+    """Reliability var(S) / var(s_hat) of a window estimate, from its two halves.
+
+    With s_half = S + e_half (independent errors of twice the full window's variance),
+    cov(first, second) over particles estimates var(S) and var(full) = var(S) + var(e): the
+    factor that takes s_hat to the linear least-squares estimate of S (clipped to [0, 1]).
+    """
+    a, b, c = (x - x.mean() for x in (first, second, full))
+    return float(torch.clamp((a * b).mean() / (c * c).mean(), 0.0, 1.0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("trajectory")
@@ -93,6 +107,8 @@ def main() -> None:
     ap.add_argument("--windows", type=int, nargs="+", default=[50, 300])
     ap.add_argument("--starts", type=int, default=3, help="windows per length, evenly spaced")
     ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--shrink", action="store_true",
+                    help="also shrink s_hat to its window mean by the split-half reliability")
     a = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     traj = read_trajectory(a.trajectory)
@@ -105,7 +121,8 @@ def main() -> None:
     for length in a.windows:
         starts = np.linspace(0, traj.n_frames - length - 2, a.starts).round().astype(int)
         est, ref = [], []
-        kT_model, kT_true, PV_model, PV_true = [], [], [], []
+        kT_model, kT_true, PV_model, PV_true, kT_shrunk, PV_shrunk = [], [], [], [], [], []
+        shrink_factors = []
         for start in starts:
             q = torch.as_tensor(traj.position[start])
             v = torch.as_tensor(traj.velocity[start])
@@ -114,11 +131,23 @@ def main() -> None:
                 s0 = model.entropy(v, pairs)
             s_hat = infer_window(model, traj, int(start), length, s0, dt, a.iterations)
             est.append(s_hat.numpy() - s_hat.numpy().mean())
+            if a.shrink:
+                half = length // 2
+                first = infer_window(model, traj, int(start), half, s_hat, dt, a.iterations)
+                second = infer_window(model, traj, int(start) + half, half, s_hat, dt,
+                                      a.iterations)
+                factor = split_half_shrinkage(s_hat, first, second)
+                shrink_factors.append(factor)
+                s_post = s_hat.mean() + factor * (s_hat - s_hat.mean())
             for t in np.linspace(start, start + length - 1, 5).round().astype(int):
                 q = torch.as_tensor(traj.position[t])
                 kT, PV = thermodynamics(model, q, traj.box, s_hat)
                 kT_model.append(kT)
                 PV_model.append(PV)
+                if a.shrink:
+                    kT, PV = thermodynamics(model, q, traj.box, s_post)
+                    kT_shrunk.append(kT)
+                    PV_shrunk.append(PV)
                 kT, PV = thermodynamics(truth, q, traj.box, torch.as_tensor(S_true[t]))
                 kT_true.append(kT)
                 PV_true.append(PV)
@@ -135,9 +164,15 @@ def main() -> None:
         else:  # the learned entropy has its own gauge: slope in learned units per true unit
             line += f" (learned entropy units per true unit), spread of S {y.std():.4g}"
         print(line)
-        for name, learned, true in (("k_B T", kT_model, kT_true), ("P V", PV_model, PV_true)):
+        rows = [("k_B T", "s_hat", kT_model, kT_true), ("P V", "s_hat", PV_model, PV_true)]
+        if a.shrink:
+            factors = ", ".join(f"{f:.3f}" for f in shrink_factors)
+            print(f"    split-half shrinkage factors {factors}")
+            rows += [("k_B T", "shrunk s_hat", kT_shrunk, kT_true),
+                     ("P V", "shrunk s_hat", PV_shrunk, PV_true)]
+        for name, where, learned, true in rows:
             learned, true = np.concatenate(learned), np.concatenate(true)
-            print(f"    {name} at s_hat: relative RMS error {relative_rms(learned, true):.4f}"
+            print(f"    {name} at {where}: relative RMS error {relative_rms(learned, true):.4f}"
                   f" (the truth's mean: {relative_rms(np.full_like(true, true.mean()), true):.4f})")
 
 
