@@ -33,40 +33,52 @@ import torch
 
 from ddpd.io.h5md import read_trajectory
 from ddpd.model.api import load_model
-from ddpd.model.known_truth import truth_model_of
+from ddpd.model.known_truth import relative_rms, truth_model_of
+from ddpd.model.likelihood import gaussian_nll
 from ddpd.space.neighbours import neighbour_pairs
 
 
+def velocity_step_gaussian(model, v0: torch.Tensor, S: torch.Tensor, pairs, dt: float
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (N, D) and covariance (N, D, D) of v(t+dt) in the explicit-friction step."""
+    dim = v0.shape[1]
+    terms = model.evaluate(v0, S, pairs, blocks=False)
+    mean = v0 + model.drift(v0, terms, pairs)[:, :dim] * dt
+    cov = 2.0 * model.k_B * dt * model.particle_blocks(terms, pairs, len(v0))[:, :dim, :dim]
+    return mean, cov
+
+
 def window_log_likelihood(model, frames: list, s: torch.Tensor, dt: float) -> torch.Tensor:
-    """Composite Gaussian log-likelihood of the velocity increments of ``frames``."""
+    """Composite Gaussian log-likelihood of the velocity increments of ``frames``
+    (constants dropped; :func:`ddpd.model.likelihood.gaussian_nll` is -2 ln L)."""
     total = torch.zeros((), dtype=s.dtype)
-    dim = frames[0][1].shape[1]
     for pairs, v0, v1 in frames:
-        terms = model.evaluate(v0, s, pairs, blocks=False)
-        mean = v0 + model.drift(v0, terms, pairs)[:, :dim] * dt
-        cov = 2.0 * model.k_B * dt * model.particle_blocks(terms, pairs, len(v0))[:, :dim, :dim]
-        chol = torch.linalg.cholesky(cov + 1e-12 * torch.eye(dim, dtype=cov.dtype))
-        z = torch.linalg.solve_triangular(chol, (v1 - mean)[..., None], upper=False)[..., 0]
-        total = total - 0.5 * (z * z).sum() - torch.log(
-            torch.diagonal(chol, dim1=-2, dim2=-1)).sum()
+        mean, cov = velocity_step_gaussian(model, v0, s, pairs, dt)
+        unit = torch.ones(v0.shape[1], dtype=v0.dtype)
+        total = total - 0.5 * gaussian_nll(v1 - mean, cov, unit, jitter=1e-12).sum()
     return total
 
 
-def infer_window(model, traj, start: int, length: int, s0: torch.Tensor, dt: float,
-                 iterations: int) -> torch.Tensor:
-    """s_hat over frames start .. start + length (L-BFGS, strong Wolfe line search)."""
+def window_frames(model, traj, start: int, length: int) -> list:
+    """(pairs, v(t), v(t+1)) of frames start .. start + length - 1, float64."""
     frames = []
     for t in range(start, start + length):
         q = torch.as_tensor(traj.position[t], dtype=torch.float64)
         frames.append((neighbour_pairs(q, traj.box, model.cutoff),
                        torch.as_tensor(traj.velocity[t], dtype=torch.float64),
                        torch.as_tensor(traj.velocity[t + 1], dtype=torch.float64)))
+    return frames
+
+
+def infer_window(model, frames: list, s0: torch.Tensor, dt: float, iterations: int
+                 ) -> torch.Tensor:
+    """s_hat over ``frames`` (L-BFGS, strong Wolfe line search)."""
     s = s0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([s], max_iter=iterations, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = -window_log_likelihood(model, frames, s, dt) / length
+        loss = -window_log_likelihood(model, frames, s, dt) / len(frames)
         loss.backward()
         return loss
 
@@ -81,11 +93,6 @@ def thermodynamics(model, q: torch.Tensor, box, S: torch.Tensor
     V = model.specific_volume(len(q), pairs)
     _, T, P, _ = model.thermo(S, V, second=False)
     return (model.k_B.detach() * T).detach().numpy(), (P * V).detach().numpy()
-
-
-def relative_rms(learned: np.ndarray, true: np.ndarray) -> float:
-    """||learned - true|| / ||true||."""
-    return float(np.linalg.norm(learned - true) / np.linalg.norm(true))
 
 
 def split_half_shrinkage(full: torch.Tensor, first: torch.Tensor, second: torch.Tensor
@@ -129,13 +136,13 @@ def main() -> None:
             pairs = neighbour_pairs(q, traj.box, model.cutoff)
             with torch.no_grad():
                 s0 = model.entropy(v, pairs)
-            s_hat = infer_window(model, traj, int(start), length, s0, dt, a.iterations)
+            frames = window_frames(model, traj, int(start), length)
+            s_hat = infer_window(model, frames, s0, dt, a.iterations)
             est.append(s_hat.numpy() - s_hat.numpy().mean())
             if a.shrink:
                 half = length // 2
-                first = infer_window(model, traj, int(start), half, s_hat, dt, a.iterations)
-                second = infer_window(model, traj, int(start) + half, half, s_hat, dt,
-                                      a.iterations)
+                first = infer_window(model, frames[:half], s_hat, dt, a.iterations)
+                second = infer_window(model, frames[half:2 * half], s_hat, dt, a.iterations)
                 factor = split_half_shrinkage(s_hat, first, second)
                 shrink_factors.append(factor)
                 s_post = s_hat.mean() + factor * (s_hat - s_hat.mean())

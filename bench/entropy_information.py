@@ -38,16 +38,20 @@ import argparse
 
 import numpy as np
 import torch
+from entropy_from_history import velocity_step_gaussian
 
 from ddpd.io.h5md import read_trajectory
 from ddpd.model.known_truth import truth_model_of
+from ddpd.model.likelihood import gaussian_nll
 from ddpd.space.neighbours import neighbour_pairs
 
 
 def pooled_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation of (F, N) arrays over all entries, each frame's mean removed."""
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
+    """Pearson correlation of (F, N) arrays over all finite entries, each frame's mean removed."""
+    x = x - np.nanmean(x, axis=1, keepdims=True)
+    y = y - np.nanmean(y, axis=1, keepdims=True)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
     return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
 
 
@@ -62,22 +66,18 @@ def fisher_information(truth, traj, frames: np.ndarray, seed: int) -> float:
     """Mean expected Fisher information per particle and step about S_i (see above)."""
     gen = torch.Generator().manual_seed(seed)
     dt = truth.params.dt
-    dim = traj.position.shape[-1]
     scores = []
     for t in frames:
         q = torch.as_tensor(traj.position[t])
         v = torch.as_tensor(traj.velocity[t])
         pairs = neighbour_pairs(q, traj.box, truth.cutoff)
         S = torch.as_tensor(traj.observables["truth_entropy"][t]).clone().requires_grad_(True)
-        terms = truth.evaluate(v, S, pairs, blocks=False)
-        mean = v + truth.drift(v, terms, pairs)[:, :dim] * dt
-        cov = 2.0 * truth.k_B * dt * truth.particle_blocks(terms, pairs, len(v))[:, :dim, :dim]
-        chol = torch.linalg.cholesky(cov)
+        mean, cov = velocity_step_gaussian(truth, v, S, pairs, dt)
         with torch.no_grad():
             xi = torch.randn(v.shape, generator=gen, dtype=v.dtype)
-            v1 = mean + (chol @ xi[..., None])[..., 0]
-        z = torch.linalg.solve_triangular(chol, (v1 - mean)[..., None], upper=False)[..., 0]
-        log_l = -0.5 * (z * z).sum() - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum()
+            v1 = mean + (torch.linalg.cholesky(cov) @ xi[..., None])[..., 0]
+        unit = torch.ones(v.shape[1], dtype=v.dtype)
+        log_l = -0.5 * gaussian_nll(v1 - mean, cov, unit, jitter=0.0).sum()
         (score,) = torch.autograd.grad(log_l, S)
         scores.append(score.detach().numpy())
     return float(np.mean(np.square(scores)))

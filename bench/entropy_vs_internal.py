@@ -24,20 +24,12 @@ import argparse
 
 import numpy as np
 import torch
+from entropy_information import pooled_correlation
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.io.h5md import read_trajectory
 from ddpd.model.api import load_model
 from ddpd.space.neighbours import neighbour_pairs
-
-
-def pooled_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation of (F, N) arrays over all finite entries, each frame's mean removed."""
-    x = x - np.nanmean(x, axis=1, keepdims=True)
-    y = y - np.nanmean(y, axis=1, keepdims=True)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
 
 
 def main() -> None:
