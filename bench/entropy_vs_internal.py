@@ -43,6 +43,10 @@ def main() -> None:
     data = load_dataset(a.dataset)
     traj = data.splits["validation"][0]
     raw = read_trajectory(traj.source)
+    missing = {"internal_kinetic_energy", "rg2"} - set(raw.observables)
+    if missing:
+        raise SystemExit(f"{traj.source}: no observable {', '.join(sorted(missing))}: not a "
+                         "coarse-grained star run (`ddpd coarse-grain`)")
     internal = raw.observables["internal_kinetic_energy"]
     rg2 = raw.observables["rg2"]
     if internal.shape != traj.position.shape[:2]:

@@ -15,9 +15,23 @@ study=$(realpath "$1"); ds=$2; out=$(realpath -m "$3"); extra=${4:-"{}"}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$repo/.venv/bin:$PATH" PYTHONPATH="$repo/src" OMP_WAIT_POLICY=passive
 if [ -e "$out" ]; then echo "variant_seeds.sh: $out exists; choose a new OUT_DIR" >&2; exit 2; fi
+hparams="$study/results/models/$ds/metriplectic/hparams.json"
+if [ ! -f "$hparams" ]; then
+    echo "variant_seeds.sh: $hparams not found (STUDY_DIR must hold a finished study with" \
+         "dataset $ds)" >&2
+    exit 2
+fi
 mkdir -p "$out"
+failed() {
+    local log
+    log=$(ls -t "$out"/*.log 2>/dev/null | head -1)
+    if [ -n "$log" ]; then tail -n 5 "$log" >&2; fi
+    echo "variant_seeds.sh: failed (last log above); removing $out" >&2
+    rm -rf "$out"
+}
+trap failed ERR
 cd "$study"
-python - "results/models/$ds/metriplectic/hparams.json" "$extra" > "$out/params.json" <<'PY'
+python - "$hparams" "$extra" > "$out/params.json" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))["train_params"]
 p.update(json.loads(sys.argv[2]))
