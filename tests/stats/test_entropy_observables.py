@@ -59,7 +59,8 @@ def test_monotone_observable_has_rho_one_and_noise_has_rho_zero(setup, tmp_path)
     assert rg2["within_frame_rho"] == pytest.approx(1.0, abs=1e-12)
     assert rg2["n"] == 250 and rg2["n_frames"] == 10
     assert abs(saved["observables"]["asphericity"]["spearman_rho"]) < 0.2
-    assert set(saved["missing"]) == {"internal_kinetic_energy", "end_to_end"}
+    assert set(saved["missing"]) == {"end_to_end", "internal_kinetic_energy",
+                                     "potential_energy", "internal_energy"}
     assert result["observables"]["rg2"]["spearman_rho"] == rg2["spearman_rho"]
 
 

@@ -50,6 +50,9 @@ FENE_R0 = 1.5
 BOND_LENGTH = 0.97  # initial bond length of the random-walk arms (sigma)
 SOFT_PREFACTOR = 60.0  # final prefactor A of the soft push-off, U = A (1 + cos(pi r / rc))
 MAX_BEAD_DENSITY = 1.2
+# (T, n_stars) observables of every star run (see star_observables)
+PER_STAR_OBSERVABLES = ("rg2", "asphericity", "end_to_end", "internal_kinetic_energy",
+                        "potential_energy", "internal_energy")
 
 
 @dataclass(frozen=True)
@@ -238,19 +241,28 @@ def lees_edwards_wrap(unwrapped: np.ndarray, edges: np.ndarray, offset: float
     return wrapped, image
 
 
-def star_observables(position: np.ndarray, velocity: np.ndarray, arms: int, arm_length: int
+def star_observables(position: np.ndarray, velocity: np.ndarray, arms: int, arm_length: int,
+                     bead_potential_energy: np.ndarray | None = None
                      ) -> dict[str, np.ndarray]:
-    """Per-star centre of mass and shape of unwrapped bead data.
+    """Per-star centre of mass, shape and energy of unwrapped bead data.
 
     Args:
         position: (n_stars, beads_per_star, 3) unwrapped bead positions (equal masses).
         velocity: (n_stars, beads_per_star, 3) bead velocities in one common frame.
+        bead_potential_energy: (n_stars, beads_per_star) each bead's share of the potential
+            energy (LAMMPS ``compute pe/atom``: every pair and bond energy split equally
+            between its two beads), or None.
 
     Returns (n_stars arrays): ``com`` (., 3), ``com_velocity`` (., 3), ``rg2`` =
     tr G with G = <(r - R)(r - R)^T> the gyration tensor, ``asphericity`` b =
     lambda_1 - (lambda_2 + lambda_3) / 2 with lambda_1 >= lambda_2 >= lambda_3 the
     eigenvalues of G (Theodorou & Suter, Macromolecules 18, 1206 (1985)), ``end_to_end``
-    = mean core-to-arm-end distance, ``internal_kinetic_energy`` = sum_b |v_b - V|^2 / 2.
+    = mean core-to-arm-end distance, ``internal_kinetic_energy`` = sum_b |v_b - V|^2 / 2;
+    with ``bead_potential_energy``: ``potential_energy`` = the star's share sum_b e_b (the
+    shares of all beads add up to the system's potential energy) and ``internal_energy`` =
+    internal kinetic + potential energy, the star's energy less its centre-of-mass kinetic
+    energy (so that sum_i (M |V_i|^2 / 2 + internal_energy_i) plus the solvent's energy is
+    the total energy). Energies in epsilon (LJ units, bead mass 1).
     """
     com = position.mean(axis=1)
     com_velocity = velocity.mean(axis=1)
@@ -260,7 +272,7 @@ def star_observables(position: np.ndarray, velocity: np.ndarray, arms: int, arm_
     ends = position[:, arm_length::arm_length][:, :arms]
     end_to_end = np.linalg.norm(ends - position[:, :1], axis=-1).mean(axis=1)
     internal = 0.5 * np.sum((velocity - com_velocity[:, None, :]) ** 2, axis=(1, 2))
-    return {
+    out = {
         "com": com,
         "com_velocity": com_velocity,
         "rg2": eig.sum(axis=1),
@@ -268,6 +280,13 @@ def star_observables(position: np.ndarray, velocity: np.ndarray, arms: int, arm_
         "end_to_end": end_to_end,
         "internal_kinetic_energy": internal,
     }
+    if bead_potential_energy is not None:
+        if bead_potential_energy.shape != position.shape[:2]:
+            raise ValueError(f"bead_potential_energy has shape {bead_potential_energy.shape}, "
+                             f"expected (n_stars, beads_per_star) {position.shape[:2]}")
+        out["potential_energy"] = bead_potential_energy.sum(axis=1)
+        out["internal_energy"] = internal + out["potential_energy"]
+    return out
 
 
 def thermal_temperature(position_y: np.ndarray, velocity: np.ndarray, shear_rate: float,
@@ -344,6 +363,9 @@ def input_commands(p: StarParams, data_file: Path, seeds: list[int], shear_rate:
     lines += [
         "fix integrate all nve",
         "compute fine all property/atom xu yu zu iy",
+        # each bead's share of pair + bond energy; tallied on the thermo step that ends
+        # every run, i.e. on every recorded frame
+        "compute bead_pe all pe/atom",
     ]
     return lines
 
@@ -384,9 +406,8 @@ def simulate_stars(params: dict, log: Path, seed: int, shear_rate: float = 0.0,
         t_shear0 = n_equil * p.dt
 
         frames: dict[str, list] = {k: [] for k in (
-            "com", "com_velocity", "image", "rg2", "asphericity", "end_to_end",
-            "internal_kinetic_energy", "fine_temperature", "fine_momentum",
-            "lees_edwards_offset")}
+            "com", "com_velocity", "image", *PER_STAR_OBSERVABLES, "fine_temperature",
+            "fine_momentum", "lees_edwards_offset")}
         n_atoms = p.n_beads
         bps = p.beads_per_star
         for frame in range(n_frames):
@@ -407,6 +428,7 @@ def simulate_stars(params: dict, log: Path, seed: int, shear_rate: float = 0.0,
             unwrapped = fine[:, :3]
             image_y = np.rint(fine[:, 3]).astype(np.int64)
             velocity = engine.gather(lmp, "v", 3)
+            bead_pe = engine.gather(lmp, "c_bead_pe", 1)[:, 0]
             # velocity in the unwrapped (continuous) frame: add the jump per y image
             velocity_u = velocity.copy()
             velocity_u[:, 0] += image_y * shear_rate * edges[1]
@@ -417,14 +439,15 @@ def simulate_stars(params: dict, log: Path, seed: int, shear_rate: float = 0.0,
             n_poly = p.n_polymer_beads
             obs = star_observables(unwrapped[:n_poly].reshape(p.n_stars, bps, 3),
                                    velocity_u[:n_poly].reshape(p.n_stars, bps, 3),
-                                   p.arms, p.arm_length)
+                                   p.arms, p.arm_length,
+                                   bead_pe[:n_poly].reshape(p.n_stars, bps))
             com, image = lees_edwards_wrap(obs["com"], edges, offset)
             com_velocity = obs["com_velocity"].copy()
             com_velocity[:, 0] -= image[:, 1] * shear_rate * edges[1]
             frames["com"].append(com)
             frames["com_velocity"].append(com_velocity)
             frames["image"].append(image)
-            for key in ("rg2", "asphericity", "end_to_end", "internal_kinetic_energy"):
+            for key in PER_STAR_OBSERVABLES:
                 frames[key].append(obs[key])
             frames["fine_temperature"].append(
                 thermal_temperature(unwrapped[:, 1], velocity_u, shear_rate, edges[1]))
@@ -453,8 +476,7 @@ def simulate_stars(params: dict, log: Path, seed: int, shear_rate: float = 0.0,
     box_out = (Box(edges_out, "lees-edwards", float(shear_rate)) if sheared
                else Box(edges_out, "periodic"))
     observables = {k: np.asarray(frames[k]) for k in (
-        "rg2", "asphericity", "end_to_end", "internal_kinetic_energy", "fine_temperature",
-        "fine_momentum", "lees_edwards_offset")}
+        *PER_STAR_OBSERVABLES, "fine_temperature", "fine_momentum", "lees_edwards_offset")}
     return Trajectory(
         position=np.asarray(frames["com"]),
         velocity=np.asarray(frames["com_velocity"]),
@@ -486,7 +508,8 @@ def run_stars(params: dict, out: Path, log: Path, seed: int, shear_rate: float) 
 
     Output (LJ units, time from the start of production): positions (T, n_stars, 3)
     wrapped, image counts, centre-of-mass velocities, mass = beads per star; observables
-    ``rg2``, ``asphericity``, ``internal_kinetic_energy``, ``end_to_end`` (T, n_stars),
+    ``rg2``, ``asphericity``, ``end_to_end``, ``internal_kinetic_energy``,
+    ``potential_energy``, ``internal_energy`` (T, n_stars; see :func:`star_observables`),
     ``fine_temperature``, ``lees_edwards_offset`` (T,), ``fine_momentum`` (T, 3).
     ``fine_temperature`` removes the streaming profile and the total-momentum drift
     (3N - 3 degrees of freedom); ``fine_momentum`` is the sum of the bead velocities as

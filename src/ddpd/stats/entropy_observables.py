@@ -3,11 +3,14 @@
 The metriplectic model's entropy teacher (shared/method.md §4) assigns S_i to every coarse
 particle from its neighbourhood (distances and relative velocities only). The fine-grained
 star runs record internal observables per star and frame (docs/architecture.md):
-``rg2`` (squared radius of gyration), ``asphericity``, ``internal_kinetic_energy`` and
-``end_to_end``. For each observable X we report Spearman's rank correlation rho(S, X)
-(scipy.stats.spearmanr) over all (star, frame) samples of the given trajectories (pooled),
-and the mean over frames of the within-frame rho (insensitive to a drift common to all
-stars, e.g. a global temperature change).
+``rg2`` (squared radius of gyration), ``asphericity``, ``end_to_end``,
+``internal_kinetic_energy``, ``potential_energy`` (the star's share of the pair and bond
+energies) and ``internal_energy`` (their sum: the star's energy less its centre-of-mass
+kinetic energy, the fine-grained counterpart of the model's U_i). For each observable X
+we report Spearman's rank correlation rho(S, X) (scipy.stats.spearmanr) over all (star,
+frame) samples of the given trajectories (pooled), and the mean over frames of the
+within-frame rho (insensitive to a drift common to all stars, e.g. a global temperature
+change).
 
 Frames: the dataset's stride and max_frames are applied to each trajectory, so S is
 evaluated on the frames the model was trained/tested on. S is dimensionless (k_B units).
@@ -28,7 +31,8 @@ from ddpd.io import atomic_path, read_trajectory
 from ddpd.model.api import load_model
 from ddpd.space.neighbours import neighbour_pairs
 
-STAR_OBSERVABLES = ("rg2", "asphericity", "internal_kinetic_energy", "end_to_end")
+STAR_OBSERVABLES = ("rg2", "asphericity", "end_to_end", "internal_kinetic_energy",
+                    "potential_energy", "internal_energy")
 
 
 def _dataset_frames(dataset: Path) -> tuple[int, int | None]:
