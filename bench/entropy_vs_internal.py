@@ -1,17 +1,20 @@
 """Do the teacher's entropy labels follow a star's internal state? (star datasets)
 
-A coarse star's entropy belongs to its internal degrees of freedom. The coarse-graining
-records each star's internal kinetic energy (bead velocities relative to the centre of mass),
-its squared radius of gyration and asphericity (``ddpd coarse-grain``). In the fine-grained
-canonical ensemble (the stars at rest, `pair dpd/tstat`) the centre-of-mass velocity is
-independent of the internal state (the Maxwell-Boltzmann factor factorises), so a teacher that
-reads the coarse velocities can follow the internal state only through the positions.
+A coarse star's entropy belongs to its internal degrees of freedom. The star runs record
+each star's internal kinetic energy (bead velocities relative to the centre of mass), its
+squared radius of gyration and asphericity and, since 29d57d0, its share of the potential
+energy and their sum, the internal energy (``ddpd.simulate.stars.star_observables``). In
+the fine-grained canonical ensemble (the stars at rest, `pair dpd/tstat`) the centre-of-mass
+velocity is independent of the internal state (the Maxwell-Boltzmann factor factorises), so
+a teacher that reads the coarse velocities can follow the internal state only through the
+positions.
 
 For a trained model and its dataset's validation run this prints the correlations over stars
 and frames (each frame's mean removed) of the internal kinetic energy with the teacher's label
 S_i, with the star's own kinetic energy m |v_i|^2 / 2 (dataset velocities) and with the model's
-specific volume V_i; the labels' correlation with rg2; and each quantity's correlation with
-itself k frames later.
+specific volume V_i; the labels' correlation with rg2; the same for the potential and the
+internal energy where the run has them; and each quantity's correlation with itself k frames
+later.
 
     .venv/bin/python bench/entropy_vs_internal.py \
         --model-dir results/models/stars-melt-rest/metriplectic \
@@ -47,15 +50,21 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{traj.source}: no observable {', '.join(sorted(missing))}: not a "
                          "coarse-grained star run (`ddpd coarse-grain`)")
-    internal = raw.observables["internal_kinetic_energy"]
-    rg2 = raw.observables["rg2"]
-    if internal.shape != traj.position.shape[:2]:
-        raise ValueError(f"{traj.source}: internal_kinetic_energy {internal.shape} does not "
-                         f"match the dataset's run {traj.position.shape[:2]}")
+    series = {"internal": raw.observables["internal_kinetic_energy"],
+              "rg2": raw.observables["rg2"]}
+    for name, key in (("potential", "potential_energy"), ("energy", "internal_energy")):
+        if key in raw.observables:
+            series[name] = raw.observables[key]
+        else:
+            print(f"{traj.source}: no {key} (a star run older than 29d57d0)")
+    for name, x in series.items():
+        if x.shape != traj.position.shape[:2]:
+            raise ValueError(f"{traj.source}: observable {name} {x.shape} does not match the "
+                             f"dataset's run {traj.position.shape[:2]}")
     has_v = np.isfinite(traj.velocity).all(axis=(1, 2))
     frames = np.flatnonzero(has_v)[:a.frames]
-    rows: dict[str, list[np.ndarray]] = {"label": [], "internal": [], "kinetic": [], "V": [],
-                                         "rg2": []}
+    rows: dict[str, list[np.ndarray]] = {"label": [], "kinetic": [], "V": [],
+                                         **{name: [] for name in series}}
     param = next(model.parameters())
     for t in frames:
         q = torch.as_tensor(traj.position[t], dtype=param.dtype)
@@ -65,22 +74,23 @@ def main() -> None:
         with torch.no_grad():
             rows["label"].append(model.entropy(v, pairs).numpy())
             rows["V"].append(model.specific_volume(len(q), pairs).numpy())
-        rows["internal"].append(internal[t])
         rows["kinetic"].append(0.5 * float(data.stats["mass"]) * (traj.velocity[t] ** 2).sum(-1))
-        rows["rg2"].append(rg2[t])
+        for name, x in series.items():
+            rows[name].append(x[t])
     d = {k: np.array(v, dtype=float) for k, v in rows.items()}
     print(f"{traj.source}: {len(frames)} frames, {d['label'].shape[1]} stars")
-    for x, y in (("internal", "label"), ("internal", "kinetic"), ("internal", "V"),
-                 ("internal", "rg2"), ("label", "rg2"), ("label", "V"), ("label", "kinetic")):
+    energies = [name for name in ("internal", "potential", "energy") if name in series]
+    pairs_xy = [(x, y) for x in energies for y in ("label", "kinetic", "V", "rg2")]
+    pairs_xy += [("label", "rg2"), ("label", "V"), ("label", "kinetic")]
+    for x, y in pairs_xy:
         print(f"  corr({x}, {y}) = {pooled_correlation(d[x], d[y]):+.3f}")
-    for name in ("internal", "label", "rg2"):
-        series = {"internal": internal, "rg2": rg2}.get(name)
+    for name in (*energies, "label", "rg2"):
         for lag in a.lags:
             keep = [k for k, t in enumerate(frames) if k + lag < len(frames)]
             if name == "label":
                 later = d["label"][[k + lag for k in keep]]
             else:
-                later = series[frames[keep] + lag]
+                later = series[name][frames[keep] + lag]
             now = d[name][keep]
             print(f"  corr({name}(t), {name}(t + {lag})) = {pooled_correlation(now, later):+.3f}")
 
