@@ -10,8 +10,6 @@ from coarse.synthetic import soft_sphere_langevin
 
 from ddpd.coarse.dataset import build_dataset, load_dataset
 from ddpd.io import read_trajectory, write_trajectory
-from ddpd.model.api import load_model
-from ddpd.model.entropy_labels import stationary_entropy_moments
 from ddpd.rollout import rollout
 from ddpd.space import Box
 from ddpd.train import train
@@ -131,58 +129,6 @@ def test_open_box_prescribes_exterior_from_data(trained, tmp_path):
     # n_steps null: the test trajectory's own length
     rollout(model, ds, {"save_every": 7, "device": "cpu"}, tmp_path / "whole.h5")
     np.testing.assert_allclose(read_trajectory(tmp_path / "whole.h5").time, test.time[::7])
-
-
-def test_initial_entropy_drawn_from_the_model_equilibrium(trained, tmp_path):
-    ds, model_dir = trained["periodic"]
-    base = {"n_steps": 4, "save_every": 1, "device": "cpu"}
-    rollout(model_dir, ds, base, tmp_path / "t.h5")
-    rollout(model_dir, ds, {**base, "initial_entropy": "stationary"}, tmp_path / "s.h5")
-    teacher, drawn = read_trajectory(tmp_path / "t.h5"), read_trajectory(tmp_path / "s.h5")
-    np.testing.assert_array_equal(drawn.position[0], teacher.position[0])
-    # the model's stationary density at each particle's V, bath = mean k_B T at the labels
-    model = load_model(model_dir)
-    data = load_dataset(ds)
-    state = model.init_state(torch.as_tensor(teacher.position[0]),
-                             torch.as_tensor(teacher.velocity[0]), data.box)
-    np.testing.assert_allclose(teacher.observables["entropy"][0], state.S.numpy())
-    terms = model.evaluate(state.v, state.S, state.pairs, with_divergence=False, blocks=False)
-    kT = float(model.k_B * terms.T.mean().detach())
-    mean, sd = stationary_entropy_moments(model, terms.V, kT, state.S)
-    z = (torch.as_tensor(drawn.observables["entropy"][0]) - mean) / sd
-    n = len(z)
-    assert abs(float(z.mean())) < 4 / n**0.5 and abs(float(z.std()) - 1) < 4 / (2 * n) ** 0.5
-    assert float(sd.mean()) > 2 * np.std(teacher.observables["entropy"][0])
-    # then the exact-energy step conserves the total energy from the drawn state
-    energy = drawn.observables["total_energy"]
-    assert np.abs(energy - energy[0]).max() <= 1e-9 * abs(energy[0])
-    # the noise seed draws it
-    rollout(model_dir, ds, {**base, "initial_entropy": "stationary"}, tmp_path / "s2.h5")
-    np.testing.assert_array_equal(read_trajectory(tmp_path / "s2.h5").observables["entropy"],
-                                  drawn.observables["entropy"])
-    # open box: the prescribed particles keep the teacher's labels
-    ds, model_dir = trained["open"]
-    rollout(model_dir, ds, {**base, "initial_entropy": "stationary"}, tmp_path / "o.h5")
-    rollout(model_dir, ds, base, tmp_path / "ot.h5")
-    test = load_dataset(ds).splits["test"][0]
-    fixed = ~(test.present[0] & ~test.exterior[0])
-    S_drawn = read_trajectory(tmp_path / "o.h5").observables["entropy"][0]
-    S_teacher = read_trajectory(tmp_path / "ot.h5").observables["entropy"][0]
-    np.testing.assert_array_equal(S_drawn[fixed], S_teacher[fixed])
-    assert not np.any(S_drawn[~fixed] == S_teacher[~fixed])
-
-
-def test_initial_entropy_is_ignored_by_a_model_without_entropy(tmp_path, trained):
-    ds, _ = trained["periodic"]
-    train(ds, {**TRAIN, "kind": "isothermal"}, tmp_path / "lv", device="cpu")
-    base = {"n_steps": 3, "save_every": 1, "device": "cpu"}
-    rollout(tmp_path / "lv", ds, base, tmp_path / "a.h5")
-    rollout(tmp_path / "lv", ds, {**base, "initial_entropy": "stationary"}, tmp_path / "b.h5")
-    np.testing.assert_array_equal(read_trajectory(tmp_path / "a.h5").position,
-                                  read_trajectory(tmp_path / "b.h5").position)
-    with pytest.raises(ValueError, match="rollout.initial_entropy"):
-        rollout(tmp_path / "lv", ds, {"initial_entropy": "labels"}, tmp_path / "x.h5")
-    assert not (tmp_path / "x.h5").exists()
 
 
 def test_bad_params(trained, tmp_path):

@@ -29,7 +29,6 @@ from ddpd.coarse.dataset import load_dataset
 from ddpd.heap import retain_freed_memory
 from ddpd.io.h5md import Trajectory, write_trajectory, write_trajectory_folder
 from ddpd.model.api import load_model
-from ddpd.model.entropy_labels import sample_stationary_entropy
 from ddpd.params import is_number, parse_params, require
 from ddpd.space.neighbours import VerletList, neighbour_pairs
 from ddpd.train import require_cxx_compiler, resolve_device
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 # ~exp(-5e5)): a colloid model whose entropies ran away kept finite speeds of 1e6 sigma_v
 # for 190 steps, which made every statistic meaningless without being flagged.
 DIVERGED_SPEED = 1000.0
-INITIAL_ENTROPY = ("teacher", "stationary")
 
 
 @dataclass(frozen=True)
@@ -71,15 +69,6 @@ class RolloutParams:
             trajectories to round-off, not bit for bit, and not bit for bit from one compiled
             run to the next either (Inductor's parallel sums; eager rollouts repeat exactly).
             Models without it (the baselines) run eager (logged).
-        initial_entropy: where the evolved particles' S comes from at the start:
-            "teacher" (the model's labels of the first frame, method.md §4) or "stationary"
-            (one draw per particle from the model's own equilibrium p(S_i | V_i) ~ exp(S_i /
-            k_B - U(S_i, V_i) / kT) at k_B T_bath = the mean k_B T at the labels,
-            :func:`ddpd.model.entropy_labels.sample_stationary_entropy`; the noise seed
-            draws it) ("teacher"). The labels spread far less than that density (the label
-            check's fluctuation against its stationary_spread), and as S spreads during a
-            rollout the convex U takes up energy from the kinetic part. Models without an
-            entropy variable ignore it (logged).
     """
 
     n_steps: int | None = None
@@ -91,7 +80,6 @@ class RolloutParams:
     threads: int | None = None
     skin: float = 0.2
     compile: bool = False
-    initial_entropy: str = "teacher"
 
     def __post_init__(self) -> None:
         s = "rollout"
@@ -112,8 +100,6 @@ class RolloutParams:
         require(is_number(self.skin) and self.skin >= 0, s, "skin",
                 "a number >= 0 (a fraction of the cutoff; 0: no neighbour list)", self.skin)
         require(isinstance(self.compile, bool), s, "compile", "true or false", self.compile)
-        require(self.initial_entropy in INITIAL_ENTROPY, s, "initial_entropy",
-                " or ".join(repr(x) for x in INITIAL_ENTROPY), self.initial_entropy)
 
 
 def _prescribe(model, state, traj, frame: int, fixed: torch.Tensor, box):
@@ -135,25 +121,6 @@ def _prescribe(model, state, traj, frame: int, fixed: torch.Tensor, box):
     S[fixed] = S_data[fixed]
     S[absent] = torch.nan
     return state._replace(q=q, v=v, S=S, pairs=pairs)
-
-
-def stationary_initial_entropy(model, state, evolved: torch.Tensor,
-                               generator: torch.Generator):
-    """``state`` with the evolved particles' S drawn from the model's equilibrium
-    p(S_i | V_i) at k_B T_bath = k_B <T(S, V)> over them at the current S (RolloutParams
-    ``initial_entropy``); unchanged for a model without an entropy variable (logged)."""
-    if not hasattr(model, "phi") or not bool(evolved.any()):
-        log.info("rollout.initial_entropy 'stationary': %s has no entropy variable; "
-                 "ignored", type(model).__name__)
-        return state
-    with torch.no_grad():
-        terms = model.evaluate(torch.nan_to_num(state.v), state.S, state.pairs,
-                               with_divergence=False, blocks=False)
-        kT = float(model.k_B * terms.T[evolved].mean().detach())
-        S = state.S.clone()
-        S[evolved] = sample_stationary_entropy(model, terms.V[evolved], kT, S[evolved],
-                                               generator)
-    return state._replace(S=S)
 
 
 def run_one(model, data, k: int, p: RolloutParams, dev: torch.device,
@@ -197,8 +164,6 @@ def run_one(model, data, k: int, p: RolloutParams, dev: torch.device,
     if box.boundary == "open":
         state = _prescribe(model, state, traj, start, fixed, box)
     gen = torch.Generator(device=dev).manual_seed(p.seed + k)
-    if p.initial_entropy == "stationary":
-        state = stationary_initial_entropy(model, state, ~fixed, gen)
     frames: dict[str, list] = {key: [] for key in (
         "position", "velocity", "image", "time", "offset", "entropy", "total_energy",
         "total_entropy", "total_momentum")}

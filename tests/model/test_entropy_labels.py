@@ -9,8 +9,6 @@ import pytest
 import torch
 from coarse.synthetic import soft_sphere_dataset
 from scipy.special import digamma, polygamma
-from scipy.stats import gamma as gamma_law
-from scipy.stats import kstest
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.model.api import model_class
@@ -18,7 +16,6 @@ from ddpd.model.entropy_labels import (
     einstein_spread,
     entropy_label_check,
     label_statistics,
-    sample_stationary_entropy,
     stationary_entropy_moments,
     velocity_autocorrelation,
 )
@@ -117,36 +114,6 @@ def test_stationary_entropy_of_the_ideal_gas_truth_is_the_gamma_law(heat_capacit
         assert sd.mean() / einstein > 1.05
     else:
         assert float(sd.mean() / einstein) == pytest.approx(1.0, abs=1e-3)
-
-
-@pytest.mark.parametrize("heat_capacity,scale", [(3.0, 2.0), (400.0, 1.0)])
-def test_stationary_entropy_draws_follow_the_gamma_law(heat_capacity, scale):
-    # the same density as above: e^(S / c) of the draws ~ Gamma(c / k_B, a / kT)
-    p = KnownTruthParams(heat_capacity=heat_capacity, k_B=1.0)
-    model = TruthModel(p, entropy_scale=scale, entropy_shift=0.7)
-    kT, n = 1.3, 4000
-    V = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64).repeat_interleave(n)
-    gen = torch.Generator().manual_seed(0)
-    S = sample_stationary_entropy(model, V, kT, torch.full_like(V, -5.0 * scale), gen)
-    a = model.internal_energy(torch.zeros_like(V), V)
-    c, k_B = scale * heat_capacity, float(model.k_B)
-    x = (torch.exp(S / c) * a / kT).numpy()  # ~ Gamma(c / k_B, 1)
-    for k in range(3):
-        part = x[k * n:(k + 1) * n]
-        assert kstest(part, gamma_law(c / k_B).cdf).pvalue > 1e-3
-    # and the draws' moments are the quadrature's, to their standard error
-    mean, sd = stationary_entropy_moments(model, V[::n], kT, torch.zeros(3, dtype=V.dtype))
-    S = S.reshape(3, n)
-    assert torch.all((S.mean(1) - mean).abs() < 4 * sd / math.sqrt(n))
-    assert torch.all((S.std(1) / sd - 1).abs() < 4 / math.sqrt(2 * n))
-    # a given generator state gives the same draws; another seed others
-    few = V[::100]
-
-    def draw(seed):
-        return sample_stationary_entropy(model, few, kT, torch.zeros_like(few),
-                                         torch.Generator().manual_seed(seed))
-
-    assert torch.equal(draw(0), draw(0)) and not torch.equal(draw(0), draw(1))
 
 
 class SaturatingEnergy:

@@ -182,45 +182,6 @@ def stationary_entropy_moments(model, V: torch.Tensor, kT: float, S_start: torch
     return centre, spread
 
 
-@torch.no_grad()
-def sample_stationary_entropy(model, V: torch.Tensor, kT: float, S_start: torch.Tensor,
-                              generator: torch.Generator | None = None, n_grid: int = 1001,
-                              chunk: int = 128) -> torch.Tensor:
-    """One independent draw per particle from p(S_i | V_i) ~ exp(S_i / k_B - U(S_i, V_i) / kT),
-    the density of :func:`stationary_entropy_moments` (units of S).
-
-    A snapshot's coarse positions and velocities tell next to nothing about S_i in
-    equilibrium (the canonical density factorises; bench/model.md, "What the data tell about
-    S"), so this density is also the posterior of S_i given the snapshot: the teacher's label
-    is one point of it, typically far narrower than its spread. Inverse transform sampling on
-    a grid of the mean +- 12 standard deviations (``n_grid`` points, the CDF linear between
-    them); ``chunk`` particles at a time; uniforms from ``generator``.
-    """
-    if len(V) == 0:
-        return S_start.clone()
-    k_B = float(model.k_B)
-    mean, spread = stationary_entropy_moments(model, V, kT, S_start, n_grid, chunk)
-    unit = torch.linspace(-1.0, 1.0, n_grid, dtype=S_start.dtype, device=S_start.device)
-    uniform = torch.rand(len(V), generator=generator, dtype=S_start.dtype,
-                         device=S_start.device)
-    out = []
-    for a in range(0, len(V), chunk):
-        grid = mean[a:a + chunk, None] + 12.0 * spread[a:a + chunk, None] * unit
-        U = model.internal_energy(grid, V[a:a + chunk, None].expand_as(grid))
-        # CDF at the grid points from the trapezoid rule on the density
-        density = torch.softmax(grid / k_B - U / kT, dim=-1)
-        cell = 0.5 * (density[:, 1:] + density[:, :-1])
-        cdf = torch.cat([torch.zeros_like(cell[:, :1]), torch.cumsum(cell, dim=-1)], dim=-1)
-        cdf = cdf / cdf[:, -1:]
-        u = uniform[a:a + chunk, None]
-        upper = torch.searchsorted(cdf, u).clamp(1, n_grid - 1)
-        c0, c1 = cdf.gather(1, upper - 1), cdf.gather(1, upper)
-        s0, s1 = grid.gather(1, upper - 1), grid.gather(1, upper)
-        fraction = ((u - c0) / (c1 - c0).clamp_min(torch.finfo(cdf.dtype).tiny)).clamp(0, 1)
-        out.append((s0 + fraction * (s1 - s0))[:, 0])
-    return torch.cat(out)
-
-
 def one_step_entropy_noise(model, terms, pairs, n: int, dt: float) -> torch.Tensor:
     """sqrt(2 k_B dt M_ii[S, S]) per particle (N,), units of S: the standard deviation of one
     step's entropy noise, which the structure ties to the heat of the velocity noise
