@@ -191,7 +191,8 @@ def simulate_colloid(params: dict, log: Path, seed: int,
     """Run the suspension and return its truth trajectory (see :func:`run_colloid`).
 
     ``on_frame(lmp, frame)`` is called at each recorded frame with the LAMMPS instance and
-    ``time``, ``unwrapped`` (N + 1, 2) (for tests and diagnostics).
+    ``time``, ``unwrapped`` (N + 1, 2) (for tests and diagnostics); it may read LAMMPS but
+    not change it (the recorded runs skip LAMMPS's set-up, :func:`engine.frame_run`).
     """
     p = parse_params(ColloidParams, params, SECTION)
     require(is_int(seed) and seed >= 0, SECTION, "seed", "an integer >= 0", seed)
@@ -260,12 +261,12 @@ def simulate_colloid(params: dict, log: Path, seed: int,
         ])
         if n_equil > 0:
             engine.command(lmp, f"run {n_equil}")
-        engine.command(lmp, f"run {n_dump} pre yes post no")  # the frame before t = 0
+        engine.command(lmp, engine.frame_run(n_dump))  # the frame before t = 0
         previous = engine.gather(lmp, "c_unwrapped", 2)
         n_atoms = p.n_particles + 1
         positions, velocities, instantaneous, images = [], [], [], []
         for frame in range(n_frames):
-            engine.command(lmp, f"run {n_dump} pre yes post no")
+            engine.command(lmp, engine.frame_run(n_dump))
             if lmp.get_natoms() != n_atoms:
                 raise engine.LammpsError(
                     f"LAMMPS lost atoms ({lmp.get_natoms()} of {n_atoms} left; "

@@ -410,9 +410,11 @@ def simulate_stars(params: dict, log: Path, seed: int, shear_rate: float = 0.0,
             "fine_momentum", "lees_edwards_offset")}
         n_atoms = p.n_beads
         bps = p.beads_per_star
+        first_step = int(lmp.get_thermo("step"))
+        span = (first_step, first_step + (n_frames - 1) * n_dump)
         for frame in range(n_frames):
             if frame > 0:
-                engine.command(lmp, f"run {n_dump} pre yes post no")
+                engine.command(lmp, engine.frame_run(n_dump, setup=frame == 1, span=span))
             if lmp.get_natoms() != n_atoms:
                 raise engine.LammpsError(
                     f"LAMMPS lost atoms ({lmp.get_natoms()} of {n_atoms} left; "
