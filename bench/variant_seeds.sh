@@ -2,16 +2,18 @@
 # Retrain the metriplectic model of one dataset of a finished study with one change, roll it
 # out with noise seeds 0-3 and score it against that study's truth and floor.
 #
-#   bench/variant_seeds.sh STUDY_DIR DATASET OUT_DIR [EXTRA_TRAIN_JSON]
+#   bench/variant_seeds.sh STUDY_DIR DATASET OUT_DIR [EXTRA_TRAIN_JSON [EXTRA_ROLLOUT_JSON]]
 #   e.g. bench/variant_seeds.sh /work/study_head stars-melt-rest /tmp/v3 '{"seed": 1}'
 #
 # Training parameters: the study model's own (train_params of its hparams.json), updated by
-# EXTRA_TRAIN_JSON; rollouts, statistics and compare with the study's parameters. Uses the
+# EXTRA_TRAIN_JSON; rollouts ({"save_every": 1, "seed": S} updated by EXTRA_ROLLOUT_JSON),
+# statistics and compare with the study's parameters. Uses the
 # ddpd of this checkout (PYTHONPATH=src), so a patched checkout (bench/patches/) runs its
 # experiment; environment variables pass through. Prints the label check and the error table
 # (mean and range over the seeds). Recorded in bench/model.md.
 set -euo pipefail
 study=$(realpath "$1"); ds=$2; out=$(realpath -m "$3"); extra=${4:-"{}"}
+extra_rollout=${5:-"{}"}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$repo/.venv/bin:$PATH" PYTHONPATH="$repo/src" OMP_WAIT_POLICY=passive
 if [ -e "$out" ]; then echo "variant_seeds.sh: $out exists; choose a new OUT_DIR" >&2; exit 2; fi
@@ -50,7 +52,9 @@ PY
 stats='{"n_bins": 100, "rdf_stride": 5, "max_lag": 250, "n_alpha2_lags": 20, "van_hove_lags": [1, 10, 100], "van_hove_bins": 60, "profile_bins": 10}'
 models=()
 for seed in 0 1 2 3; do
-    ddpd rollout --params "{\"save_every\": 1, \"seed\": $seed}" --model-dir "$out/model" \
+    rollout_params=$(python -c 'import json, sys; p = {"save_every": 1, "seed": int(sys.argv[1])}
+p.update(json.loads(sys.argv[2])); print(json.dumps(p))' "$seed" "$extra_rollout")
+    ddpd rollout --params "$rollout_params" --model-dir "$out/model" \
         --dataset "results/datasets/$ds.h5" --out "$out/seed$seed.h5" --threads 2 \
         > "$out/rollout$seed.log" 2>&1
     ddpd statistics --params "$stats" --trajectory "$out/seed$seed.h5" \
