@@ -380,7 +380,9 @@ def simulate_stars(params: dict, log: Path, seed: int, shear_rate: float = 0.0,
 
     ``on_frame(lmp, frame)`` is called at each recorded frame with the LAMMPS instance
     and the bead data: ``time``, ``unwrapped`` (N, 3), ``velocity`` (N, 3, box frame),
-    ``image_y`` (N,), ``offset``, ``edges`` (3,), ``tilt`` (for tests and diagnostics).
+    ``image_y`` (N,), ``offset``, ``edges`` (3,), ``tilt`` (for tests and diagnostics). It
+    may define computes at frame 0 (the first recorded run sets LAMMPS up again) and must
+    change nothing later (the later runs skip the set-up, :func:`engine.frame_run`).
     """
     p = parse_params(StarParams, params, SECTION)
     require(is_number(shear_rate) and shear_rate >= 0, SECTION, "shear_rate",
