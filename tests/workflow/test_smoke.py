@@ -26,8 +26,13 @@ def _finite_json(value) -> bool:
 
 
 def test_star_runs_are_coarse_grained_at_the_target_temperature(smoke_study):
+    # The smoke melt (420 beads, 20 tau recorded) scatters by 3% from run to run: over
+    # seeds 0-11 its mean temperature is 1.0215 with a standard deviation of 0.029
+    # (bench/frame_setup_temperature.py stars --params <the smoke melt> --seeds 0 ... 11).
+    # Each run within 10% (3.4 sigma), their mean within 6%.
     files = sorted((smoke_study / "results" / "stars").rglob("*.h5"))
     assert files
+    ratios = []
     for path in files:
         traj = read_trajectory(path)
         system = path.parts[-4]
@@ -35,8 +40,9 @@ def test_star_runs_are_coarse_grained_at_the_target_temperature(smoke_study):
         assert traj.dim == 3 and traj.n_particles == params["n_stars"]
         assert np.isfinite(traj.position).all() and np.isfinite(traj.velocity).all()
         temperature = traj.observables["fine_temperature"]
-        target = params.get("temperature", 1.0)
-        assert abs(temperature.mean() / target - 1) < 0.05, (path, temperature.mean())
+        ratios.append(temperature.mean() / params.get("temperature", 1.0))
+        assert abs(ratios[-1] - 1) < 0.10, (path, temperature.mean())
+    assert abs(np.mean(ratios) - 1) < 0.06, ratios
 
 
 def test_video_branch_tracks_the_rendered_twin_and_the_real_video(smoke_study):
