@@ -1,0 +1,122 @@
+"""Train and roll out the metriplectic model with oracle entropy labels from the stars' own
+internal energy: what could an entropy variable add if its labels were right?
+
+The teacher (shared/method.md §4) reads one snapshot and cannot follow a star's internal
+energy (bench/model.md, "A star's internal energy"). Here its labels are replaced by each
+star's recorded internal energy E_i (``internal_energy``: internal kinetic energy plus the
+star's share of the potential energy, star runs of 29d57d0 or later), standardised over the
+training run, S_i = (E_i - <E>) / sd(E) (the gauge of S makes the scale free). Everything else
+is the study's: its dataset, the metriplectic model's training parameters (hparams.json),
+rollouts from the test run's first frame with noise seeds 0-3 (S evolved by the model from the
+oracle's start), then ``ddpd statistics`` and ``ddpd compare`` against the study's truth and
+floor. The labels are looked up by the exact float32 velocities of a dataset frame (a
+training batch is split into its frames; ``MetriplecticModel.entropy`` replaced in this
+process only); a frame not in the dataset raises.
+
+    cd STUDY_DIR && PYTHONPATH=/path/to/checkout/src OMP_WAIT_POLICY=passive \\
+        python /path/to/checkout/bench/oracle_entropy.py stars-melt-rest OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddpd.coarse.dataset import load_dataset
+from ddpd.io.h5md import read_trajectory
+from ddpd.model.metriplectic import MetriplecticModel
+from ddpd.rollout import rollout
+from ddpd.train import train
+
+STATS = {"n_bins": 100, "rdf_stride": 5, "max_lag": 250, "n_alpha2_lags": 20,
+         "van_hove_lags": [1, 10, 100], "van_hove_bins": 60, "profile_bins": 10}
+
+
+def velocity_key(v: torch.Tensor) -> bytes:
+    return v.detach().cpu().to(torch.float32).contiguous().numpy().tobytes()
+
+
+def oracle_labels(dataset_path: Path) -> dict[bytes, np.ndarray]:
+    """{float32 velocities of a frame: standardised internal energies of its particles}."""
+    data = load_dataset(dataset_path)
+    runs = [(split, traj) for split, trajs in data.splits.items() for traj in trajs]
+    energies = {}
+    for split, traj in runs:
+        raw = read_trajectory(traj.source)
+        if "internal_energy" not in raw.observables:
+            raise SystemExit(f"{traj.source}: no internal_energy (a star run of 29d57d0 or later)")
+        energy = np.asarray(raw.observables["internal_energy"], dtype=float)
+        if energy.shape != traj.position.shape[:2]:
+            raise SystemExit(f"{traj.source}: internal_energy {energy.shape} does not match the "
+                             f"dataset's frames {traj.position.shape[:2]} (stride 1 expected)")
+        energies[(split, traj.source)] = energy
+    train_energy = np.concatenate([e for (split, _), e in energies.items() if split == "train"])
+    mean, sd = train_energy.mean(), train_energy.std()
+    lookup = {}
+    for split, traj in runs:
+        energy = energies[(split, traj.source)]
+        for t in range(len(traj.time)):
+            rows = np.nonzero(traj.present[t])[0]
+            if len(rows) == 0:
+                continue
+            v = torch.as_tensor(traj.velocity[t, rows], dtype=torch.float32)
+            lookup[velocity_key(v)] = (energy[t, rows] - mean) / sd
+    print(f"oracle labels: {len(lookup)} frames, internal energy {mean:.2f} +- {sd:.3g}")
+    return lookup
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("dataset", help="dataset name of the study (results/datasets/NAME.h5)")
+    ap.add_argument("out", type=Path)
+    a = ap.parse_args()
+    dataset = Path(f"results/datasets/{a.dataset}.h5")
+    hparams = Path(f"results/models/{a.dataset}/metriplectic/hparams.json")
+    if a.out.exists():
+        raise SystemExit(f"{a.out} exists; choose a new OUT_DIR")
+    params = json.loads(hparams.read_text())["train_params"]
+    lookup = oracle_labels(dataset)
+
+    frame_size = {len(labels) for labels in lookup.values()}
+    if len(frame_size) != 1:
+        raise SystemExit(f"{dataset}: frames of different sizes {sorted(frame_size)}")
+    n = frame_size.pop()
+
+    def oracle_entropy(self, v, pairs, w=None):
+        # training batches concatenate whole frames (train.batch_frames)
+        if len(v) % n:
+            raise KeyError(f"oracle_entropy: {len(v)} particles, not whole frames of {n}")
+        labels = [lookup.get(velocity_key(v[k:k + n])) for k in range(0, len(v), n)]
+        if any(x is None for x in labels):
+            raise KeyError("oracle_entropy: a frame that is not in the dataset")
+        return torch.as_tensor(np.concatenate(labels), dtype=v.dtype, device=v.device)
+
+    MetriplecticModel.entropy = oracle_entropy
+    a.out.mkdir(parents=True)
+    torch.set_num_threads(2)
+    train(dataset, {**params, "threads": 2}, a.out / "model", device="cpu")
+    models = []
+    for seed in range(4):
+        out = a.out / f"seed{seed}.h5"
+        rollout(a.out / "model", dataset, {"save_every": 1, "seed": seed, "threads": 2}, out)
+        subprocess.run(["ddpd", "statistics", "--params", json.dumps(STATS), "--trajectory",
+                        str(out), "--out", str(a.out / f"seed{seed}.json")], check=True,
+                       capture_output=True)
+        models.append(f"oracle={a.out / f'seed{seed}.json'}")
+    subprocess.run(["ddpd", "compare", "--truth", f"results/stats/{a.dataset}/truth.json",
+                    "--model", *models, "--floor", f"results/stats/{a.dataset}/floor.json",
+                    "--out-csv", str(a.out / "errors.csv"), "--out-md", str(a.out / "errors.md")],
+                   check=True, capture_output=True)
+    print((a.out / "errors.md").read_text())
+    check = json.loads((a.out / "model" / "hparams.json").read_text()).get("entropy_labels", {})
+    print("label check:", {k: check[k] for k in ("lag1", "fluctuation", "einstein_spread",
+                                                 "stationary_spread", "noise_ratio") if k in check})
+
+
+if __name__ == "__main__":
+    main()
