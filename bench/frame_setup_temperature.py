@@ -64,13 +64,8 @@ def main() -> None:
                     help="record as before 2026-12-07: a LAMMPS set-up (pre yes) every frame")
     a = ap.parse_args()
     if a.setup_every_frame:
-        def every_frame(n_steps: int, setup: bool = False, span=None) -> str:
-            command = f"run {n_steps}"
-            if span is not None:
-                command += f" start {span[0]} stop {span[1]}"
-            return command + " pre yes post no"
-
-        engine.frame_run = every_frame
+        frame_run = engine.frame_run
+        engine.frame_run = lambda n_steps, setup=False, span=None: frame_run(n_steps, True, span)
     if a.shear_rate > 0 and a.system != "stars":
         raise SystemExit("--shear-rate: the stars only")
     params = COLLOID if a.system == "colloid" else SHEARED_STARS if a.shear_rate > 0 else STARS

@@ -24,14 +24,9 @@ import numpy as np
 from entropy_information import pooled_correlation
 
 from ddpd.io.h5md import read_trajectory
+from ddpd.stats.vacf import velocity_autocorrelation
 
 OBSERVABLES = ("internal_kinetic_energy", "potential_energy", "internal_energy", "rg2")
-
-
-def velocity_autocorrelation(velocity: np.ndarray, lag: int) -> float:
-    """<u(t) . u(t + lag)> / <u . u> over stars and frames, u = v - the frame's mean."""
-    u = velocity - velocity.mean(axis=1, keepdims=True)
-    return float((u[:-lag] * u[lag:]).sum(-1).mean() / (u * u).sum(-1).mean())
 
 
 def main() -> None:
@@ -55,7 +50,10 @@ def main() -> None:
         x = np.asarray(traj.observables[name], dtype=float)
         memory = " ".join(f"{pooled_correlation(x[:-lag], x[lag:]):+7.3f}" for lag in a.lags)
         print(f"{name:<23}{memory}   mean {x.mean():.4g}, sd {x.std():.3g}")
-    memory = " ".join(f"{velocity_autocorrelation(traj.velocity, lag):+7.3f}" for lag in a.lags)
+    # normalised VACF of u = v - the frame's mean (ddpd.stats.vacf)
+    u = traj.velocity - traj.velocity.mean(axis=1, keepdims=True)
+    vacf = velocity_autocorrelation(u, None, max(a.lags))
+    memory = " ".join(f"{vacf[lag] / vacf[0]:+7.3f}" for lag in a.lags)
     print(f"{'com velocity':<23}{memory}")
 
 

@@ -7,11 +7,12 @@ star's recorded internal energy E_i (``internal_energy``: internal kinetic energ
 star's share of the potential energy, star runs of 29d57d0 or later), standardised over the
 training run, S_i = (E_i - <E>) / sd(E) (the gauge of S makes the scale free). Everything else
 is the study's: its dataset, the metriplectic model's training parameters (hparams.json),
-rollouts from the test run's first frame with noise seeds 0-3 (S evolved by the model from the
-oracle's start), then ``ddpd statistics`` and ``ddpd compare`` against the study's truth and
-floor. The labels are looked up by the exact float32 velocities of a dataset frame (a
-training batch is split into its frames; ``MetriplecticModel.entropy`` replaced in this
-process only); a frame not in the dataset raises.
+rollouts from the test run's first frame with noise seeds 0-3 and the ``rollout`` section of
+its config.yaml (S evolved by the model from the oracle's start), then ``ddpd statistics``
+with its ``statistics`` section and ``ddpd compare`` against the study's truth and floor.
+The labels are looked up by the exact float32 velocities of a dataset frame (a training
+batch is split into its frames; ``MetriplecticModel.entropy`` replaced in this process
+only); a frame not in the dataset raises.
 
     cd STUDY_DIR && PYTHONPATH=/path/to/checkout/src OMP_WAIT_POLICY=passive \\
         python /path/to/checkout/bench/oracle_entropy.py stars-melt-rest OUT_DIR
@@ -21,20 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.io.h5md import read_trajectory
 from ddpd.model.metriplectic import MetriplecticModel
 from ddpd.rollout import rollout
 from ddpd.train import train
-
-STATS = {"n_bins": 100, "rdf_stride": 5, "max_lag": 250, "n_alpha2_lags": 20,
-         "van_hove_lags": [1, 10, 100], "van_hove_bins": 60, "profile_bins": 10}
 
 
 def velocity_key(v: torch.Tensor) -> bytes:
@@ -79,7 +79,12 @@ def main() -> None:
     hparams = Path(f"results/models/{a.dataset}/metriplectic/hparams.json")
     if a.out.exists():
         raise SystemExit(f"{a.out} exists; choose a new OUT_DIR")
+    for path in (dataset, hparams, Path("config.yaml")):
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: run in the folder of a finished study with "
+                             f"dataset {a.dataset}")
     params = json.loads(hparams.read_text())["train_params"]
+    config = yaml.safe_load(Path("config.yaml").read_text())  # the study's rollout, statistics
     lookup = oracle_labels(dataset)
 
     frame_size = {len(labels) for labels in lookup.values()}
@@ -98,15 +103,23 @@ def main() -> None:
 
     MetriplecticModel.entropy = oracle_entropy
     a.out.mkdir(parents=True)
-    torch.set_num_threads(2)
+    try:
+        run(a, dataset, params, config)
+    except BaseException:
+        shutil.rmtree(a.out)  # no partial results
+        raise
+
+
+def run(a: argparse.Namespace, dataset: Path, params: dict, config: dict) -> None:
+    """Train, roll out, score (the module docstring); writes under ``a.out``."""
     train(dataset, {**params, "threads": 2}, a.out / "model", device="cpu")
     models = []
     for seed in range(4):
         out = a.out / f"seed{seed}.h5"
-        rollout(a.out / "model", dataset, {"save_every": 1, "seed": seed, "threads": 2}, out)
-        subprocess.run(["ddpd", "statistics", "--params", json.dumps(STATS), "--trajectory",
-                        str(out), "--out", str(a.out / f"seed{seed}.json")], check=True,
-                       capture_output=True)
+        rollout(a.out / "model", dataset, {**config["rollout"], "seed": seed, "threads": 2}, out)
+        subprocess.run(["ddpd", "statistics", "--params", json.dumps(config["statistics"]),
+                        "--trajectory", str(out), "--out", str(a.out / f"seed{seed}.json")],
+                       check=True, capture_output=True)
         models.append(f"oracle={a.out / f'seed{seed}.json'}")
     subprocess.run(["ddpd", "compare", "--truth", f"results/stats/{a.dataset}/truth.json",
                     "--model", *models, "--floor", f"results/stats/{a.dataset}/floor.json",

@@ -6,8 +6,8 @@
 #   e.g. bench/variant_seeds.sh /work/study_head stars-melt-rest /tmp/v3 '{"seed": 1}'
 #
 # Training parameters: the study model's own (train_params of its hparams.json), updated by
-# EXTRA_TRAIN_JSON; rollouts ({"save_every": 1, "seed": S} updated by EXTRA_ROLLOUT_JSON),
-# statistics and compare with the study's parameters. Uses the
+# EXTRA_TRAIN_JSON; rollouts (the study's config.yaml rollout section with "seed": S, updated
+# by EXTRA_ROLLOUT_JSON), statistics and compare with the study's parameters. Uses the
 # ddpd of this checkout (PYTHONPATH=src), so a patched checkout (bench/patches/) runs its
 # experiment; environment variables pass through. Prints the label check and the error table
 # (mean and range over the seeds). Recorded in bench/model.md.
@@ -49,10 +49,12 @@ print("best epoch", h["best_epoch"], h["stop_reason"], " ".join(
     f"{k} {e[k]:.4g}" for k in ("spread", "fluctuation", "increment", "lag1", "einstein_spread",
                                 "stationary_spread", "entropy_noise", "noise_ratio") if k in e))
 PY
-stats='{"n_bins": 100, "rdf_stride": 5, "max_lag": 250, "n_alpha2_lags": 20, "van_hove_lags": [1, 10, 100], "van_hove_bins": 60, "profile_bins": 10}'
+# the study's own statistics and rollout sections (config.yaml), as its rules pass them
+stats=$(python -c 'import json, yaml; print(json.dumps(yaml.safe_load(open("config.yaml"))["statistics"]))')
 models=()
 for seed in 0 1 2 3; do
-    rollout_params=$(python -c 'import json, sys; p = {"save_every": 1, "seed": int(sys.argv[1])}
+    rollout_params=$(python -c 'import json, sys, yaml
+p = {**yaml.safe_load(open("config.yaml"))["rollout"], "seed": int(sys.argv[1])}
 p.update(json.loads(sys.argv[2])); print(json.dumps(p))' "$seed" "$extra_rollout")
     ddpd rollout --params "$rollout_params" --model-dir "$out/model" \
         --dataset "results/datasets/$ds.h5" --out "$out/seed$seed.h5" --threads 2 \

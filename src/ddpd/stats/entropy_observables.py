@@ -29,10 +29,11 @@ from scipy.stats import spearmanr
 
 from ddpd.io import atomic_path, read_trajectory
 from ddpd.model.api import load_model
+from ddpd.simulate.stars import PER_STAR_OBSERVABLES
 from ddpd.space.neighbours import neighbour_pairs
 
-STAR_OBSERVABLES = ("rg2", "asphericity", "end_to_end", "internal_kinetic_energy",
-                    "potential_energy", "internal_energy")
+# the star runs' per-star observables, as they record them
+STAR_OBSERVABLES = PER_STAR_OBSERVABLES
 
 
 def _dataset_frames(dataset: Path) -> tuple[int, int | None]:
