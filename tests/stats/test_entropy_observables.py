@@ -75,3 +75,10 @@ def test_errors_name_the_problem(setup, tmp_path):
                                        tmp_path / "x.json")
     with pytest.raises(ValueError, match="no trajectories"):
         entropy_observable_correlation(model_dir, ds, [], tmp_path / "x.json")
+
+
+def test_the_observables_are_those_the_star_runs_record():
+    from ddpd.simulate.stars import PER_STAR_OBSERVABLES
+    from ddpd.stats.entropy_observables import STAR_OBSERVABLES
+
+    assert STAR_OBSERVABLES == PER_STAR_OBSERVABLES

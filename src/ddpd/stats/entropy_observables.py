@@ -29,11 +29,13 @@ from scipy.stats import spearmanr
 
 from ddpd.io import atomic_path, read_trajectory
 from ddpd.model.api import load_model
-from ddpd.simulate.stars import PER_STAR_OBSERVABLES
 from ddpd.space.neighbours import neighbour_pairs
 
-# the star runs' per-star observables, as they record them
-STAR_OBSERVABLES = PER_STAR_OBSERVABLES
+# the star runs' per-star observables: ddpd.simulate.stars.PER_STAR_OBSERVABLES (not imported:
+# that module loads LAMMPS, which this step's environment does not have; a test keeps the two
+# equal)
+STAR_OBSERVABLES = ("rg2", "asphericity", "end_to_end", "internal_kinetic_energy",
+                    "potential_energy", "internal_energy")
 
 
 def _dataset_frames(dataset: Path) -> tuple[int, int | None]:
