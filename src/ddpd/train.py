@@ -95,6 +95,11 @@ class TrainParams:
             boxes are skipped and the reason recorded; models without ``log_amp0`` ignore it
             (false).
         diffusion_lag: lag of that match, frames (50).
+        match_rollout_temperature: with match_diffusion, also scale k_B (the noise, not the
+            friction) so that the same rollouts' kinetic temperature equals the training
+            frames', alternating with the friction factor for up to three scans
+            (ddpd.model.diffusion_match) (false). The matched star melt otherwise rolls out
+            7-8 % cold (bench/model.md).
         diffusion_factors: the grid of friction factors tried, increasing
             ([0.5, 0.75, 1, 1.5, 2.25, 3.4, 5, 7.5]).
         patience: stop after this many epochs without a better validation NLL (8).
@@ -127,6 +132,7 @@ class TrainParams:
     match_equipartition: bool = False
     match_diffusion: bool = False
     diffusion_lag: int = 50
+    match_rollout_temperature: bool = False
     diffusion_factors: list = field(
         default_factory=lambda: [0.5, 0.75, 1.0, 1.5, 2.25, 3.4, 5.0, 7.5])
     patience: int = 8
@@ -165,9 +171,13 @@ class TrainParams:
                 and all(factors[k] < factors[k + 1] for k in range(len(factors) - 1)), s,
                 "diffusion_factors",
                 "an increasing list of at least two positive numbers", factors)
-        for key in ("calibrate", "match_equipartition", "match_diffusion", "compile"):
+        for key in ("calibrate", "match_equipartition", "match_diffusion",
+                    "match_rollout_temperature", "compile"):
             require(isinstance(getattr(self, key), bool), s, key, "true or false",
                     getattr(self, key))
+        require(self.match_diffusion or not self.match_rollout_temperature, s,
+                "match_rollout_temperature", "false unless train.match_diffusion is true (it "
+                "scans the diffusion match's rollouts)", self.match_rollout_temperature)
         require(is_number(self.lr) and self.lr > 0, s, "lr", "a positive number", self.lr)
         require(self.schedule in ("cosine", "constant"), s, "schedule",
               "'cosine' or 'constant'", self.schedule)
@@ -406,7 +416,8 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     if p.match_diffusion and hasattr(model, "log_amp0"):
         model.load_state_dict(best_state)
         info["diffusion_match"] = match_diffusion(model, data, p.diffusion_lag,
-                                                  p.diffusion_factors, seed=p.seed)
+                                                  p.diffusion_factors, seed=p.seed,
+                                                  temperature=p.match_rollout_temperature)
         best_state = _on_cpu(model.state_dict())
         if "factor" in info["diffusion_match"]:
             info["validation_nll_after_diffusion_match"] = mean_nll(model, val_snaps, dt,

@@ -15,9 +15,25 @@ equals that of the training runs themselves:
     MSD_model(lag; f) = MSD_train(lag),
 
 by log-log interpolation over a geometric grid of f with common random numbers (the same
-noise seed for every f). Periodic boxes only: in sheared boxes the flow dominates the
-displacements, and open boxes need their exterior particles prescribed from data.
+noise seed for every f).
+
+Periodic boxes only: in sheared boxes the flow dominates the displacements, and open boxes
+need their exterior particles prescribed from data.
 Units: MSD in data length^2, lag in frames of the dataset's dt.
+
+With ``temperature`` (``train.match_rollout_temperature``) the same rollouts also measure
+the kinetic temperature m <|v - <v>|^2> / D (steps ``lag`` to ``3 lag``), and k_B is scaled
+by a factor g so that it equals the training frames' (the noise covariance 2 k_B M dt and
+k_B div M scale by g, the friction M dS does not: the fluctuation-dissipation temperature
+moves, the friction stays). Why: the rollouts of the matched star melt ran 7-8 % cold
+(bench/model.md, "Cold rollouts of the diffusion match"): their entropies spread within a
+few steps far beyond the teacher's labels, the model's own harmonic-mean temperature
+k_B / <1 / T_i> there lay ~3 % below the data's kinetic temperature at any friction, and at
+f ~ 3 the velocities' temperature a further ~4 % below it. g and f are found alternately:
+a scan over f at the current g, then one more set of rollouts at the interpolated f, then
+g by a secant step in log g against the log of the kinetic temperature measured there
+(slope 1 at the first step), for at most ``rounds`` scans, stopping within
+``TEMPERATURE_TOLERANCE``. The (f, g) applied is the last one measured, not extrapolated.
 """
 
 from __future__ import annotations
@@ -62,25 +78,60 @@ def data_msd(data: Dataset, lag: int, split: str = "train") -> float:
     return total / weight
 
 
+TEMPERATURE_TOLERANCE = 0.005  # relative, of the rollouts' kinetic temperature
+
+
+def kinetic_temperature(velocity: np.ndarray, mass: float) -> float:
+    """m <|v - <v>|^2> / D over (T, N, D) velocities, each frame's mean removed; frames or
+    particles without a finite velocity are left out."""
+    v = np.asarray(velocity, dtype=float)
+    finite = np.isfinite(v).all(axis=-1)
+    total, count = 0.0, 0
+    for frame, ok in zip(v, finite, strict=True):
+        if ok.sum() < 2:
+            continue
+        u = frame[ok] - frame[ok].mean(axis=0)
+        total += float((u * u).sum())
+        count += int(ok.sum())
+    if count == 0:
+        raise ValueError("kinetic_temperature: no frame has two particles with velocities")
+    return mass * total / count / v.shape[-1]
+
+
+def data_kinetic_temperature(data: Dataset, mass: float, split: str = "train") -> float:
+    """Kinetic temperature (:func:`kinetic_temperature`) of the ``split`` runs' frames."""
+    return kinetic_temperature(np.concatenate([t.velocity for t in data.splits[split]]), mass)
+
+
 @torch.no_grad()
-def rollout_msd(model, data: Dataset, lag: int, n_steps: int, seed: int,
-                split: str = "train", integrator: str = "exact_energy") -> float:
-    """MSD at ``lag`` steps of rollouts of ``n_steps`` from each ``split`` run's first frame
-    with velocities (:func:`ddpd.rollout.run_one`, noise seed ``seed`` + run index); inf if a
-    rollout diverges."""
+def rollout_moments(model, data: Dataset, lag: int, n_steps: int, seed: int,
+                    split: str = "train", integrator: str = "exact_energy"
+                    ) -> tuple[float, float]:
+    """(MSD at ``lag`` steps, kinetic temperature over steps ``lag`` to ``n_steps``) of
+    rollouts of ``n_steps`` from each ``split`` run's first frame with velocities
+    (:func:`ddpd.rollout.run_one`, noise seed ``seed`` + run index); (inf, nan) if a rollout
+    diverges."""
     from ddpd.rollout import RolloutParams, run_one
 
     params = RolloutParams(n_steps=n_steps, integrator=integrator, seed=seed, save_every=1)
     device = next(model.parameters()).device
     total, weight = 0.0, 0.0
+    velocities = []
     for k in range(len(data.splits[split])):
         rolled = run_one(model, data, k, params, device, split=split)
         if rolled.metadata["diverged_at_step"] is not None:
-            return math.inf
+            return math.inf, math.nan
         msd = mean_squared_displacement(rolled.unwrapped_position(), None, lag)
         total += float(msd[lag]) * (n_steps + 1 - lag)
         weight += n_steps + 1 - lag
-    return total / weight
+        velocities.append(rolled.velocity[lag:])
+    return total / weight, kinetic_temperature(np.concatenate(velocities), float(model.mass))
+
+
+def rollout_msd(model, data: Dataset, lag: int, n_steps: int, seed: int,
+                split: str = "train", integrator: str = "exact_energy") -> float:
+    """The MSD of :func:`rollout_moments`."""
+    return rollout_moments(model, data, lag, n_steps, seed, split, integrator)[0]
 
 
 def crossing_factor(factors: Sequence[float], msd: Sequence[float], target: float
@@ -100,10 +151,17 @@ def crossing_factor(factors: Sequence[float], msd: Sequence[float], target: floa
     return float(factors[closest]), False
 
 
+def _scale_friction(model, base: torch.Tensor, factor: float) -> None:
+    """log_amp0 = base with A^2 and B^2 times ``factor`` (A = a_i a_j: A^2 ~ exp(4 log_amp0))."""
+    model.log_amp0.copy_(base)
+    model.log_amp0[:2] += 0.25 * math.log(factor)
+
+
 @torch.no_grad()
 def match_diffusion(model, data: Dataset, lag: int, factors: Sequence[float],
-                    seed: int = 0) -> dict:
-    """Scale A^2, B^2 of ``model`` in place by the f of the module docstring; a JSON record.
+                    seed: int = 0, temperature: bool = False, rounds: int = 3) -> dict:
+    """Scale A^2, B^2 of ``model`` in place by the f of the module docstring, and with
+    ``temperature`` k_B by its g; a JSON record.
 
     The rollouts run ``3 lag`` steps. Non-periodic boxes are left unchanged
     ({"skipped": reason}).
@@ -112,15 +170,48 @@ def match_diffusion(model, data: Dataset, lag: int, factors: Sequence[float],
         return dict(skipped=f"boundary {data.box.boundary!r}: match_diffusion needs a "
                     "periodic box at rest")
     target = data_msd(data, lag)
-    base = model.log_amp0.clone()
     n_steps = 3 * lag
-    values = []
-    for f in factors:
-        model.log_amp0.copy_(base)
-        model.log_amp0[:2] += 0.25 * math.log(f)  # A = a_i a_j: A^2 ~ exp(4 log_amp0)
-        values.append(rollout_msd(model, data, lag, n_steps, seed))
-    factor, bracketed = crossing_factor(factors, values, target)
-    model.log_amp0.copy_(base)
-    model.log_amp0[:2] += 0.25 * math.log(factor)
-    return dict(lag=lag, rollout_steps=n_steps, target_msd=target, factors=list(factors),
-                rollout_msd=values, factor=factor, bracketed=bracketed)
+    record = dict(lag=lag, rollout_steps=n_steps, target_msd=target, factors=list(factors))
+    base_amp = model.log_amp0.clone()
+    base_k_B = model.log_k_B.detach().clone()
+    if temperature:
+        target_T = data_kinetic_temperature(data, float(model.mass))
+        record["target_kinetic_temperature"] = target_T
+    log_g, history, scans = 0.0, [], []
+    for _ in range(rounds if temperature else 1):
+        model.log_k_B.copy_(base_k_B + log_g)
+        values, temps = [], []
+        for f in factors:
+            _scale_friction(model, base_amp, f)
+            msd, T = rollout_moments(model, data, lag, n_steps, seed)
+            values.append(msd)
+            temps.append(T)
+        factor, bracketed = crossing_factor(factors, values, target)
+        _scale_friction(model, base_amp, factor)
+        msd_at, T_at = rollout_moments(model, data, lag, n_steps, seed)
+        scans.append(dict(k_B_factor=math.exp(log_g), rollout_msd=values,
+                          rollout_kinetic_temperature=temps, factor=factor, bracketed=bracketed,
+                          msd_at_factor=msd_at, kinetic_temperature_at_factor=T_at))
+        if not temperature or not math.isfinite(T_at):
+            break
+        miss = math.log(target_T) - math.log(T_at)
+        history.append((log_g, math.log(T_at)))
+        if abs(miss) <= TEMPERATURE_TOLERANCE:
+            break
+        slope = 1.0
+        if len(history) >= 2 and history[-1][0] != history[-2][0]:
+            secant = (history[-1][1] - history[-2][1]) / (history[-1][0] - history[-2][0])
+            if 0.2 <= secant <= 5.0:  # a kinetic temperature that rises with k_B
+                slope = secant
+        if len(scans) < rounds:
+            log_g += miss / slope
+    last = scans[-1]
+    model.log_k_B.copy_(base_k_B + math.log(last["k_B_factor"]))
+    _scale_friction(model, base_amp, last["factor"])
+    record.update(rollout_msd=last["rollout_msd"], factor=last["factor"],
+                  bracketed=last["bracketed"], msd_reached=last["msd_at_factor"])
+    if temperature:
+        record.update(k_B_factor=last["k_B_factor"],
+                      kinetic_temperature_reached=last["kinetic_temperature_at_factor"],
+                      scans=scans)
+    return record
