@@ -5,6 +5,9 @@
 #   bench/variant_seeds.sh STUDY_DIR DATASET OUT_DIR [EXTRA_TRAIN_JSON [EXTRA_ROLLOUT_JSON]]
 #   e.g. bench/variant_seeds.sh /work/study_head stars-melt-rest /tmp/v3 '{"seed": 1}'
 #
+# EXTRA_TRAIN_JSON "model:DIR" scores the trained model folder DIR (e.g. from
+# bench/scale_model.py) instead of training one.
+#
 # Training parameters: the study model's own (train_params of its hparams.json), updated by
 # EXTRA_TRAIN_JSON; rollouts (the study's config.yaml rollout section with "seed": S, updated
 # by EXTRA_ROLLOUT_JSON), statistics and compare with the study's parameters. Uses the
@@ -33,6 +36,9 @@ failed() {
 }
 trap failed ERR
 cd "$study"
+if [[ "$extra" == model:* ]]; then
+    cp -r "${extra#model:}" "$out/model"
+else
 python - "$hparams" "$extra" > "$out/params.json" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))["train_params"]
@@ -41,6 +47,7 @@ print(json.dumps(p))
 PY
 ddpd train --params @"$out/params.json" --dataset "results/datasets/$ds.h5" \
     --out-dir "$out/model" --threads 2 > "$out/train.log" 2>&1
+fi
 python - "$out/model/hparams.json" <<'PY'
 import json, sys
 h = json.load(open(sys.argv[1]))
