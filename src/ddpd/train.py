@@ -95,13 +95,13 @@ class TrainParams:
             boxes are skipped and the reason recorded; models without ``log_amp0`` ignore it
             (false).
         diffusion_lag: lag of that match, frames (50).
+        diffusion_factors: the grid of friction factors tried, increasing
+            ([0.5, 0.75, 1, 1.5, 2.25, 3.4, 5, 7.5]).
         match_rollout_temperature: with match_diffusion, also scale k_B (the noise, not the
             friction) so that the same rollouts' kinetic temperature equals the training
             frames', alternating with the friction factor for up to three scans
             (ddpd.model.diffusion_match) (false). The matched star melt otherwise rolls out
             7-8 % cold (bench/model.md).
-        diffusion_factors: the grid of friction factors tried, increasing
-            ([0.5, 0.75, 1, 1.5, 2.25, 3.4, 5, 7.5]).
         patience: stop after this many epochs without a better validation NLL (8).
         grad_clip: max gradient norm (10).
         seed: seed of the initialisation and the batch order (0).

@@ -132,6 +132,7 @@ def test_match_rollout_temperature_solves_for_k_B_and_friction(datasets, monkeyp
     factors = [0.5, 1.0, 2.0, 4.0, 8.0]
     record = dm.match_diffusion(model, data, 5, factors, temperature=True)
     assert abs(record["kinetic_temperature_reached"] / target_T - 1) <= dm.TEMPERATURE_TOLERANCE
+    assert record["temperature_converged"]
     g, f = record["k_B_factor"], record["factor"]
     assert record["msd_reached"] == pytest.approx(target_msd, rel=0.02)
     # the applied (f, g) is the last one measured

@@ -38,6 +38,7 @@ g by a secant step in log g against the log of the kinetic temperature measured 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -46,6 +47,8 @@ import torch
 
 from ddpd.coarse.dataset import Dataset
 from ddpd.stats.displacement import mean_squared_displacement
+
+log = logging.getLogger(__name__)
 
 
 def unwrap_periodic(position: np.ndarray, edges: Sequence[float]) -> np.ndarray:
@@ -211,7 +214,13 @@ def match_diffusion(model, data: Dataset, lag: int, factors: Sequence[float],
     record.update(rollout_msd=last["rollout_msd"], factor=last["factor"],
                   bracketed=last["bracketed"], msd_reached=last["msd_at_factor"])
     if temperature:
-        record.update(k_B_factor=last["k_B_factor"],
-                      kinetic_temperature_reached=last["kinetic_temperature_at_factor"],
-                      scans=scans)
+        reached = last["kinetic_temperature_at_factor"]
+        converged = math.isfinite(reached) and abs(
+            math.log(target_T) - math.log(reached)) <= TEMPERATURE_TOLERANCE
+        if not converged:
+            log.warning("match_rollout_temperature: after %d scans the rollouts' kinetic "
+                        "temperature is %.4g against the training frames' %.4g", len(scans),
+                        reached, target_T)
+        record.update(k_B_factor=last["k_B_factor"], kinetic_temperature_reached=reached,
+                      temperature_converged=converged, scans=scans)
     return record
