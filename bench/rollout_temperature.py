@@ -47,8 +47,11 @@ def main() -> None:
     steps = np.asarray(traj.step)
     print(f"{a.rollout}: {len(steps)} frames, steps {steps[0]}-{steps[-1]}"
           + (f"; data's kinetic temperature {reference:.4g}" if reference else ""))
-    for first in range(0, len(steps), a.window):
-        part = slice(first, first + a.window)
+    edges = [*range(0, len(steps), a.window), len(steps)]
+    if len(edges) > 2 and edges[-1] - edges[-2] < a.window / 2:
+        del edges[-2]  # a short remainder (e.g. the last frame of 3000 steps) joins the last window
+    for first, end in zip(edges[:-1], edges[1:], strict=True):
+        part = slice(first, end)
         line = (f"  steps {steps[part][0]:>5}-{steps[part][-1]:>5}: kinetic T "
                 f"{kinetic[part].mean():.4g}")
         if reference:
