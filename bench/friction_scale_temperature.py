@@ -24,7 +24,6 @@ take backward differences, saw the kinetic temperature of such rollouts 57 % low
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 
 from ddpd.coarse.dataset import load_dataset
 from ddpd.model.api import load_model
+from ddpd.model.diffusion_match import data_kinetic_temperature, scale_friction
 
 
 @torch.no_grad()
@@ -44,7 +44,7 @@ def run(model, data, factor: float, substeps: int, n_steps: int, seed: int,
     traj = data.splits["test"][0]
     dtype = next(model.parameters()).dtype
     base = model.log_amp0.clone()
-    model.log_amp0[:2] += 0.25 * math.log(factor)  # A^2, B^2 ~ exp(4 log_amp0)
+    scale_friction(model, base, factor)
     # the first frame with velocities, as ddpd.rollout.run_one
     start = int(np.flatnonzero(np.isfinite(traj.velocity).all(axis=(1, 2)))[0])
     try:
@@ -69,9 +69,7 @@ def run(model, data, factor: float, substeps: int, n_steps: int, seed: int,
     finally:
         model.log_amp0.copy_(base)
     half = n_steps // 2
-    v = torch.as_tensor(traj.velocity[start:], dtype=torch.float64)
-    u = v - v.mean(1, keepdim=True)
-    data_kinetic = float(model.mass * (u * u).sum(-1).mean() / dim)
+    data_kinetic = data_kinetic_temperature(data, float(model.mass), split="test")
     return dict(kinetic=np.mean(kinetic[half:]) / data_kinetic,
                 thermal=np.mean(thermal[half:]) / data_kinetic,
                 harmonic=np.mean(harmonic[half:]) / data_kinetic,

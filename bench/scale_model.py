@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ddpd.model.api import load_model
+from ddpd.model.diffusion_match import scale_friction
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
         raise SystemExit("scale_model.py: --friction and --k-B must be positive")
     model = load_model(Path(a.model_dir))
     with torch.no_grad():
-        model.log_amp0[:2] += 0.25 * math.log(a.friction)  # A = a_i a_j: A^2 ~ exp(4 log_amp0)
+        scale_friction(model, model.log_amp0.clone(), a.friction)
         model.log_k_B += math.log(a.k_B)
     out.mkdir(parents=True)
     shutil.copy(Path(a.model_dir) / "hparams.json", out / "hparams.json")

@@ -131,12 +131,6 @@ def rollout_moments(model, data: Dataset, lag: int, n_steps: int, seed: int,
     return total / weight, kinetic_temperature(np.concatenate(velocities), float(model.mass))
 
 
-def rollout_msd(model, data: Dataset, lag: int, n_steps: int, seed: int,
-                split: str = "train", integrator: str = "exact_energy") -> float:
-    """The MSD of :func:`rollout_moments`."""
-    return rollout_moments(model, data, lag, n_steps, seed, split, integrator)[0]
-
-
 def crossing_factor(factors: Sequence[float], msd: Sequence[float], target: float
                     ) -> tuple[float, bool]:
     """f where log MSD(f), interpolated linearly in log f, first crosses log ``target``.
@@ -154,8 +148,9 @@ def crossing_factor(factors: Sequence[float], msd: Sequence[float], target: floa
     return float(factors[closest]), False
 
 
-def _scale_friction(model, base: torch.Tensor, factor: float) -> None:
-    """log_amp0 = base with A^2 and B^2 times ``factor`` (A = a_i a_j: A^2 ~ exp(4 log_amp0))."""
+def scale_friction(model, base: torch.Tensor, factor: float) -> None:
+    """Set ``model.log_amp0`` to ``base`` with A^2 and B^2 (friction and noise alike) times
+    ``factor``, C unchanged (A = a_i a_j: A^2 ~ exp(4 log_amp0)); in place."""
     model.log_amp0.copy_(base)
     model.log_amp0[:2] += 0.25 * math.log(factor)
 
@@ -185,12 +180,12 @@ def match_diffusion(model, data: Dataset, lag: int, factors: Sequence[float],
         model.log_k_B.copy_(base_k_B + log_g)
         values, temps = [], []
         for f in factors:
-            _scale_friction(model, base_amp, f)
+            scale_friction(model, base_amp, f)
             msd, T = rollout_moments(model, data, lag, n_steps, seed)
             values.append(msd)
             temps.append(T)
         factor, bracketed = crossing_factor(factors, values, target)
-        _scale_friction(model, base_amp, factor)
+        scale_friction(model, base_amp, factor)
         msd_at, T_at = rollout_moments(model, data, lag, n_steps, seed)
         scans.append(dict(k_B_factor=math.exp(log_g), rollout_msd=values,
                           rollout_kinetic_temperature=temps, factor=factor, bracketed=bracketed,
@@ -208,9 +203,7 @@ def match_diffusion(model, data: Dataset, lag: int, factors: Sequence[float],
                 slope = secant
         if len(scans) < rounds:
             log_g += miss / slope
-    last = scans[-1]
-    model.log_k_B.copy_(base_k_B + math.log(last["k_B_factor"]))
-    _scale_friction(model, base_amp, last["factor"])
+    last = scans[-1]  # the model is left at its (f, g): log_g moves only before a scan
     record.update(rollout_msd=last["rollout_msd"], factor=last["factor"],
                   bracketed=last["bracketed"], msd_reached=last["msd_at_factor"])
     if temperature:
