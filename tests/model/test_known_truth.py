@@ -115,6 +115,14 @@ def test_comparison_of_the_truth_with_itself_in_another_gauge_is_exact(truth_run
     # but the quantities that do not depend on T are still exact
     for name in ("noise_covariance", "kB_A2", "kB_B2", "kB_C2"):
         assert summary["quantities"][name]["teacher"]["relative_rms"] < 1e-12
+        # as does the S inferred from the run's history (one block of 29 increments here:
+        # its mean over particles)
+        assert summary["quantities"][name]["history"]["relative_rms"] < 1e-12
+    assert len(samples["S_history"]) == len(samples["S_true"])
+    assert -1 <= summary["gauge"]["history_truth_correlation"] <= 1
+    without, samples = compare_to_truth(gauged, [truth_run], {"frames": 4, "history_block": 0},
+                                        gauge=(scale, shift))
+    assert "history" not in without["quantities"]["kBT"] and "S_history" not in samples
     # the estimated gauge has the exact scale l = k_B(learned) / k_B(true)
     estimated, _ = compare_to_truth(gauged, [truth_run], {"frames": 4})
     assert estimated["gauge"]["entropy_scale"] == pytest.approx(scale, rel=1e-12)
@@ -149,4 +157,6 @@ def test_bad_input_names_the_key_or_the_file():
         truth_model_of(plain, "stars.h5")
     with pytest.raises(ValueError, match=r"known_truth.compare.frames"):
         compare_to_truth(TruthModel(KnownTruthParams()), [plain], {"frames": 0})
+    with pytest.raises(ValueError, match=r"known_truth.compare.history_block"):
+        compare_to_truth(TruthModel(KnownTruthParams()), [plain], {"history_block": 1})
     assert math.isfinite(KnownTruthParams().box_edge)

@@ -65,6 +65,7 @@ import torch
 
 from ddpd.io import Trajectory, write_trajectory
 from ddpd.model import bracket
+from ddpd.model.history_entropy import history_entropy
 from ddpd.model.integrate import State, exact_energy_step
 from ddpd.model.metriplectic import MetriplecticModel, thermo_by_autograd
 from ddpd.params import is_number, parse_params, require
@@ -325,10 +326,16 @@ class CompareParams:
     Attributes:
         frames: evenly spaced frames per test trajectory at which the states are taken (20).
         tolerance: relative error counted as "within" (0.05, the benchmark's target).
+        history_block: frames per block of the history entropy
+            (:mod:`ddpd.model.history_entropy`; the variant ``history``); 0 leaves it out
+            (150).
+        history_iterations: L-BFGS iterations per block (10).
     """
 
     frames: int = 20
     tolerance: float = 0.05
+    history_block: int = 150
+    history_iterations: int = 10
 
     def __post_init__(self) -> None:
         s = "known_truth.compare"
@@ -336,6 +343,11 @@ class CompareParams:
                 "a positive integer", self.frames)
         require(is_number(self.tolerance) and 0 < self.tolerance < 1, s, "tolerance",
                 "a number in (0, 1)", self.tolerance)
+        require(isinstance(self.history_block, int) and (self.history_block == 0
+                                                         or self.history_block >= 2),
+                s, "history_block", "0 (off) or an integer >= 2", self.history_block)
+        require(isinstance(self.history_iterations, int) and self.history_iterations >= 1, s,
+                "history_iterations", "a positive integer", self.history_iterations)
 
 
 # quantities compared per particle ((N,), force (N, D), noise covariance (N, D, D)) or per
@@ -408,7 +420,11 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
       given, l = k_B(learned) / k_B(true) and c = <S_teacher> - l <S_true> over the states.
       Meaningful only as far as the teacher's S spans the mapped true S (summary
       ``gauge.teacher_truth_correlation``); otherwise the learned U is evaluated at
-      entropies it was never trained on (an extrapolation test).
+      entropies it was never trained on (an extrapolation test);
+    * ``history`` (unless ``history_block`` is 0): each particle's S inferred from the
+      test run's velocity increments under the learned model
+      (:func:`ddpd.model.history_entropy.history_entropy`, a smoother over 3 blocks): the
+      model end to end with an S that a snapshot cannot reveal but a history can.
 
     Args:
         model: the learned (or any) metriplectic model; evaluated in float64.
@@ -437,16 +453,21 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
             raise ValueError(f"{source}: known-truth parameters differ from the first "
                              "trajectory's")
         picks = np.unique(np.linspace(0, traj.n_frames - 1, p.frames).round().astype(int))
+        history = None
+        if p.history_block:
+            history = history_entropy(model, traj.position, traj.velocity, traj.box,
+                                      truth_k.params.dt, p.history_block,
+                                      p.history_iterations)
         for t in picks:
             q = torch.as_tensor(traj.position[t])
             v = torch.as_tensor(traj.velocity[t])
             S = torch.as_tensor(traj.observables["truth_entropy"][t])
-            states.append((q, v, S, traj.box))
+            states.append((q, v, S, traj.box, None if history is None else history[t]))
     if truth is None:
         raise ValueError("known-truth comparison: no trajectory given")
     dt = truth.params.dt
     teacher_S = []
-    for q, v, _, box in states:
+    for q, v, _, box, _ in states:
         teacher_S.append(model.entropy(v, neighbour_pairs(q.to(v.dtype), box, model.cutoff)))
     S_true_all = torch.cat([s[2] for s in states])
     S_teacher_all = torch.cat(teacher_S)
@@ -461,7 +482,9 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
     def add(name: str, value: torch.Tensor) -> None:
         rows.setdefault(name, []).append(value.detach().cpu().numpy())
 
-    for (q, v, S, box), S_teach in zip(states, teacher_S, strict=True):
+    variants = ("function", "teacher", "history") if p.history_block else ("function",
+                                                                           "teacher")
+    for (q, v, S, box, S_hist), S_teach in zip(states, teacher_S, strict=True):
         pairs_t = neighbour_pairs(q, box, truth.cutoff)
         pairs_l = neighbour_pairs(q, box, model.cutoff)
         true = _physics(truth, v, S, pairs_t, dt)
@@ -472,7 +495,10 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
             add(f"{name}/truth", true[name])
         for name in PAIR_QUANTITIES:
             add(f"{name}/truth", true_pairs[name])
-        for variant, S_l in (("teacher", S_teach), ("function", scale * S + shift)):
+        entropies = {"teacher": S_teach, "function": scale * S + shift}
+        if S_hist is not None:
+            entropies["history"] = torch.as_tensor(S_hist, dtype=S.dtype)
+        for variant, S_l in entropies.items():
             learned = _physics(model, v, S_l, pairs_l, dt)
             learned_pairs = _pair_amplitudes(model, r, learned["T"][pairs_t.i],
                                              learned["T"][pairs_t.j])
@@ -483,6 +509,8 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
     samples = {k: np.concatenate(v) for k, v in rows.items()}
     samples["S_true"] = S_true_all.numpy()
     samples["S_teacher"] = S_teacher_all.numpy()
+    if p.history_block:
+        samples["S_history"] = np.concatenate([st[4] for st in states])
 
     summary: dict = dict(tolerance=p.tolerance, n_states=len(states),
                          n_particle_samples=int(len(samples["kBT/truth"])),
@@ -491,9 +519,9 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
         y = samples[f"{name}/truth"]
         entry = {variant: dict(relative_rms=relative_rms(samples[f"{name}/{variant}"], y),
                                within=within(samples[f"{name}/{variant}"], y, p.tolerance))
-                 for variant in ("function", "teacher")}
+                 for variant in variants}
         if y.ndim == 1:  # bias apart from scatter: <learned> / <true>
-            for variant in ("function", "teacher"):
+            for variant in variants:
                 entry[variant]["mean_ratio"] = float(samples[f"{name}/{variant}"].mean()
                                                      / y.mean())
         if name in ("kBT", "PV"):
@@ -509,5 +537,9 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
         teacher_truth_correlation=corr,
         teacher_regression_slope=float(np.polyfit(s_true, s_teach, 1)[0]),
     )
+    if p.history_block:
+        s_hist = samples["S_history"]
+        summary["gauge"]["history_truth_correlation"] = (
+            float(np.corrcoef(s_true, s_hist)[0, 1]) if s_hist.std() > 0 else 0.0)
     summary["truth"] = asdict(truth.params)
     return summary, samples

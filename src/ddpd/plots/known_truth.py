@@ -3,12 +3,13 @@
 Panels (quantities of :func:`ddpd.model.known_truth.compare_to_truth`, all invariant under
 the gauges listed there): k_B T, P V, the x component of the conservative force, the
 friction rate tr(sum_j W_ij) / D and the velocity noise variance tr(2 k_B M_ii dt) / D per
-particle, learned against true (both variants: the learned functions at the gauge-mapped
-true S, and the model end to end with its teacher's S; the diagonal is the truth); the
-teacher entropy against the true S with the gauge line S' = l S + c; and the kernel shape
+particle, learned against true (each variant: the learned functions at the gauge-mapped
+true S, the model end to end with its teacher's S, and, where computed, with the S inferred
+from the test run's history; the diagonal is the truth); the teacher's (and the history's)
+entropy against the true S with the gauge line S' = l S + c; and the kernel shape
 w(r) / w(0) and the pair amplitudes k_B A^2, k_B B^2, k_B C^2 against the pair distance r
 (truth and learned at the sampled pairs).
-Each panel's title gives the relative RMS error of both variants.
+Each panel's title gives the relative RMS error of every variant.
 
 Units: the truth's (energy k_B T, time, length; S in units of the truth's S).
 """
@@ -23,7 +24,8 @@ import numpy as np
 from ddpd.plots._save import save_figure
 
 VARIANTS = (("function", "learned U, a, b, c at mapped true S", "C0"),
-            ("teacher", "learned, teacher S", "C1"))
+            ("teacher", "learned, teacher S", "C1"),
+            ("history", "learned, S from the run's history", "C2"))
 MAX_POINTS = 2000
 
 
@@ -32,18 +34,24 @@ def _thin(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).astype(int))
 
 
+def _variants(summary: dict) -> list[tuple[str, str, str]]:
+    """The entries of VARIANTS that ``summary`` has (``history`` is optional)."""
+    present = summary["quantities"]["kBT"]
+    return [v for v in VARIANTS if v[0] in present]
+
+
 def _errors(summary: dict, name: str) -> str:
     q = summary["quantities"][name]
-    return "  ".join(f"{v}: {100 * q[v]['relative_rms']:.1f}%" for v, _, _ in VARIANTS)
+    return "  ".join(f"{v}: {100 * q[v]['relative_rms']:.1f}%" for v, _, _ in _variants(summary))
 
 
 def _scatter_panel(ax, summary: dict, samples: dict[str, np.ndarray], name: str,
                    label: str, reduce=None) -> None:
-    """Learned (both variants) against true ``name``; ``reduce`` maps samples to scalars."""
+    """Learned (every variant) against true ``name``; ``reduce`` maps samples to scalars."""
     truth = samples[f"{name}/truth"]
     truth = truth if reduce is None else reduce(truth)
     pick = _thin(len(truth))
-    for variant, text, colour in VARIANTS:
+    for variant, text, colour in _variants(summary):
         learned = samples[f"{name}/{variant}"]
         learned = learned if reduce is None else reduce(learned)
         ax.scatter(truth[pick], learned[pick], s=3, alpha=0.4, color=colour, label=text)
@@ -56,11 +64,11 @@ def _scatter_panel(ax, summary: dict, samples: dict[str, np.ndarray], name: str,
 
 def _pair_panel(ax, summary: dict, samples: dict[str, np.ndarray], name: str,
                 label: str) -> None:
-    """Learned (both variants) and true pair quantity ``name`` against distance r."""
+    """Learned (every variant) and true pair quantity ``name`` against distance r."""
     r = samples["r"]
     pick = _thin(len(r))
     order = np.argsort(r)
-    for variant, text, colour in VARIANTS:
+    for variant, text, colour in _variants(summary):
         ax.scatter(r[pick], samples[f"{name}/{variant}"][pick], s=3, alpha=0.4, color=colour,
                    label=text)
     ax.plot(r[order], samples[f"{name}/truth"][order], "k-", lw=1, label="truth")
@@ -88,13 +96,18 @@ def plot_known_truth(summary: dict, samples: dict[str, np.ndarray], out_prefix: 
     gauge = summary["gauge"]
     s_true, s_teach = samples["S_true"], samples["S_teacher"]
     pick = _thin(len(s_true))
-    ax.scatter(s_true[pick], s_teach[pick], s=3, alpha=0.4, color="C1")
+    ax.scatter(s_true[pick], s_teach[pick], s=3, alpha=0.4, color="C1", label="teacher")
+    title = f"correlation {gauge['teacher_truth_correlation']:.2f}"
+    if "S_history" in samples:
+        ax.scatter(s_true[pick], samples["S_history"][pick], s=3, alpha=0.4, color="C2",
+                   label="history")
+        title += f" (teacher), {gauge['history_truth_correlation']:.2f} (history)"
     grid = np.linspace(s_true.min(), s_true.max(), 2)
     ax.plot(grid, gauge["entropy_scale"] * grid + gauge["entropy_shift"], "k-", lw=1,
             label=f"gauge S' = {gauge['entropy_scale']:.3g} S + {gauge['entropy_shift']:.3g}")
     ax.set_xlabel("true S")
-    ax.set_ylabel("teacher S (learned)")
-    ax.set_title(f"correlation {gauge['teacher_truth_correlation']:.2f}", fontsize=9)
+    ax.set_ylabel("learned S")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
 
     _pair_panel(axes[1, 2], summary, samples, "kernel_shape", "kernel shape $w(r)/w(0)$")
@@ -108,7 +121,7 @@ def plot_known_truth(summary: dict, samples: dict[str, np.ndarray], out_prefix: 
     for name, q in summary["quantities"].items():
         lines.append(f"{name}:")
         lines += [f"  {v} {100 * q[v]['relative_rms']:.1f}% ({100 * q[v]['within']:.0f}%)"
-                  for v, _, _ in VARIANTS]
+                  for v, _, _ in _variants(summary)]
         if "constant_truth_mean" in q:
             c = q["constant_truth_mean"]
             lines.append(f"  constant (true mean) {100 * c['relative_rms']:.1f}%")
