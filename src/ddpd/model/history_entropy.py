@@ -130,7 +130,7 @@ def smoothed_entropies(estimates: np.ndarray, centres: np.ndarray, n_frames: int
 
 
 def history_entropy(model, position: np.ndarray, velocity: np.ndarray, box: Box, dt: float,
-                    block: int = 150, iterations: int = 10,
+                    block: int = 250, iterations: int = 10,
                     start: torch.Tensor | None = None) -> np.ndarray:
     """Entropies (T, N) of every particle in every frame of one run (the module docstring).
 

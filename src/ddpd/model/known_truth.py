@@ -328,13 +328,13 @@ class CompareParams:
         tolerance: relative error counted as "within" (0.05, the benchmark's target).
         history_block: frames per block of the history entropy
             (:mod:`ddpd.model.history_entropy`; the variant ``history``); 0 leaves it out
-            (150).
+            (250; 150 and 400 measured in bench/model.md).
         history_iterations: L-BFGS iterations per block (10).
     """
 
     frames: int = 20
     tolerance: float = 0.05
-    history_block: int = 150
+    history_block: int = 250
     history_iterations: int = 10
 
     def __post_init__(self) -> None:
