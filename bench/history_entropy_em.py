@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from oracle_entropy import lookup_entropy, velocity_key  # bench/, the script's folder
 
 import ddpd.model.metriplectic
 from ddpd.coarse.dataset import load_dataset
@@ -50,10 +51,6 @@ from ddpd.train import train
 
 QUANTITIES = ("force", "PV", "kBT", "friction_rate", "noise_covariance")
 TEACHER_ENTROPY = MetriplecticModel.entropy  # the snapshot teacher, kept for round 0
-
-
-def velocity_key(v: torch.Tensor) -> bytes:
-    return v.detach().cpu().to(torch.float32).contiguous().numpy().tobytes()
 
 
 def label_runs(model, dataset, block: int, iterations: int, previous: dict | None
@@ -85,22 +82,6 @@ def label_runs(model, dataset, block: int, iterations: int, previous: dict | Non
             print(f"  E-step {split} {Path(traj.source).name}: {summary}", flush=True)
             summaries.append(summary)
     return lookup, summaries
-
-
-def lookup_entropy(lookup: dict):
-    """A replacement for MetriplecticModel.entropy: the labels of whole frames of size n."""
-    sizes = {len(x) for x in lookup.values()}
-    (n,) = sizes
-
-    def entropy(self, v, pairs, w=None):
-        if len(v) % n:
-            raise KeyError(f"history labels: {len(v)} particles, not whole frames of {n}")
-        labels = [lookup.get(velocity_key(v[k:k + n])) for k in range(0, len(v), n)]
-        if any(x is None for x in labels):
-            raise KeyError("history labels: a frame that was not labelled")
-        return torch.as_tensor(np.concatenate(labels), dtype=v.dtype, device=v.device)
-
-    return entropy
 
 
 def velocity_rows_nll(residual: torch.Tensor, covariance: torch.Tensor, scale: torch.Tensor,
@@ -147,7 +128,7 @@ def main() -> None:
         model = load_model(a.model_dir)
         for k in range(a.rounds + 1):
             if k > 0:  # M-step: refit on the labels of the previous model
-                MetriplecticModel.entropy = lookup_entropy(lookup)
+                MetriplecticModel.entropy = lookup_entropy(lookup, "history labels")
                 t0 = time.perf_counter()
                 train(a.dataset, {**hparams["train_params"], "threads": a.threads},
                       a.out / f"model{k}", device="cpu")
@@ -161,7 +142,7 @@ def main() -> None:
                 row["train_seconds"] = round(seconds, 1)
             lookup, summaries = label_runs(model, dataset, a.block, a.iterations,
                                            lookup)
-            MetriplecticModel.entropy = lookup_entropy(lookup)
+            MetriplecticModel.entropy = lookup_entropy(lookup, "history labels")
             row["history_labels"] = evaluate(model, test_paths, compare_params)
             row["e_step"] = summaries
             results.append(row)

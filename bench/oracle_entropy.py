@@ -41,6 +41,26 @@ def velocity_key(v: torch.Tensor) -> bytes:
     return v.detach().cpu().to(torch.float32).contiguous().numpy().tobytes()
 
 
+def lookup_entropy(lookup: dict[bytes, np.ndarray], what: str):
+    """A replacement for ``MetriplecticModel.entropy``: the labels of whole frames, looked
+    up by their exact float32 velocities (training batches concatenate whole frames,
+    ``train.batch_frames``); ``what`` names the labels in errors."""
+    frame_size = {len(labels) for labels in lookup.values()}
+    if len(frame_size) != 1:
+        raise SystemExit(f"{what}: frames of different sizes {sorted(frame_size)}")
+    n = frame_size.pop()
+
+    def entropy(self, v, pairs, w=None):
+        if len(v) % n:
+            raise KeyError(f"{what}: {len(v)} particles, not whole frames of {n}")
+        labels = [lookup.get(velocity_key(v[k:k + n])) for k in range(0, len(v), n)]
+        if any(x is None for x in labels):
+            raise KeyError(f"{what}: a frame that is not in the dataset")
+        return torch.as_tensor(np.concatenate(labels), dtype=v.dtype, device=v.device)
+
+    return entropy
+
+
 def oracle_labels(dataset_path: Path) -> dict[bytes, np.ndarray]:
     """{float32 velocities of a frame: standardised internal energies of its particles}."""
     data = load_dataset(dataset_path)
@@ -85,23 +105,7 @@ def main() -> None:
                              f"dataset {a.dataset}")
     params = json.loads(hparams.read_text())["train_params"]
     config = yaml.safe_load(Path("config.yaml").read_text())  # the study's rollout, statistics
-    lookup = oracle_labels(dataset)
-
-    frame_size = {len(labels) for labels in lookup.values()}
-    if len(frame_size) != 1:
-        raise SystemExit(f"{dataset}: frames of different sizes {sorted(frame_size)}")
-    n = frame_size.pop()
-
-    def oracle_entropy(self, v, pairs, w=None):
-        # training batches concatenate whole frames (train.batch_frames)
-        if len(v) % n:
-            raise KeyError(f"oracle_entropy: {len(v)} particles, not whole frames of {n}")
-        labels = [lookup.get(velocity_key(v[k:k + n])) for k in range(0, len(v), n)]
-        if any(x is None for x in labels):
-            raise KeyError("oracle_entropy: a frame that is not in the dataset")
-        return torch.as_tensor(np.concatenate(labels), dtype=v.dtype, device=v.device)
-
-    MetriplecticModel.entropy = oracle_entropy
+    MetriplecticModel.entropy = lookup_entropy(oracle_labels(dataset), f"{dataset} (oracle)")
     a.out.mkdir(parents=True)
     try:
         run(a, dataset, params, config)
