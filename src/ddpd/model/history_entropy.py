@@ -25,7 +25,7 @@ rollout's start.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ import torch
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.space.box import Box
 from ddpd.space.neighbours import Pairs, neighbour_pairs
+
+if TYPE_CHECKING:
+    from ddpd.model.metriplectic import MetriplecticModel
 
 
 class IncrementGraph(NamedTuple):
@@ -51,7 +54,7 @@ class IncrementGraph(NamedTuple):
     kernel: tuple[torch.Tensor, torch.Tensor]
 
 
-def increment_graph(model, position: np.ndarray, velocity: np.ndarray, box: Box
+def increment_graph(model: MetriplecticModel, position: np.ndarray, velocity: np.ndarray, box: Box
                     ) -> IncrementGraph:
     """:class:`IncrementGraph` of frames (W + 1, N, D), in the model's dtype."""
     n = position.shape[1]
@@ -68,8 +71,8 @@ def increment_graph(model, position: np.ndarray, velocity: np.ndarray, box: Box
                           kernel)
 
 
-def velocity_log_likelihood(model, graph: IncrementGraph, s: torch.Tensor, dt: float
-                            ) -> torch.Tensor:
+def velocity_log_likelihood(model: MetriplecticModel, graph: IncrementGraph,
+                            s: torch.Tensor, dt: float) -> torch.Tensor:
     """Composite Gaussian log-likelihood (constants dropped) of the velocity increments of
     ``graph`` at entropies ``s`` (N,), the same in every frame."""
     dim = graph.v0.shape[1]
@@ -82,7 +85,7 @@ def velocity_log_likelihood(model, graph: IncrementGraph, s: torch.Tensor, dt: f
     return -0.5 * gaussian_nll(graph.v1 - mean, cov, unit, jitter=1e-12).sum()
 
 
-def block_entropy(model, graph: IncrementGraph, start: torch.Tensor, dt: float,
+def block_entropy(model: MetriplecticModel, graph: IncrementGraph, start: torch.Tensor, dt: float,
                   iterations: int) -> torch.Tensor:
     """Maximum-likelihood entropies (N,) of one block (L-BFGS, strong Wolfe line search,
     at most ``iterations`` iterations), from ``start``."""
@@ -129,8 +132,8 @@ def smoothed_entropies(estimates: np.ndarray, centres: np.ndarray, n_frames: int
     return labels, var_S
 
 
-def history_entropy(model, position: np.ndarray, velocity: np.ndarray, box: Box, dt: float,
-                    block: int = 250, iterations: int = 10,
+def history_entropy(model: MetriplecticModel, position: np.ndarray, velocity: np.ndarray,
+                    box: Box, dt: float, block: int = 250, iterations: int = 10,
                     start: torch.Tensor | None = None) -> np.ndarray:
     """Entropies (T, N) of every particle in every frame of one run (the module docstring).
 
