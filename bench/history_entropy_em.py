@@ -91,8 +91,7 @@ def velocity_rows_nll(residual: torch.Tensor, covariance: torch.Tensor, scale: t
     return gaussian_nll(residual[:, :-1], covariance[:, :-1, :-1], scale[:-1], jitter)
 
 
-def evaluate(model, test_paths: list[Path], compare_params: dict) -> dict:
-    trajs = [read_trajectory(p) for p in test_paths]
+def evaluate(model, trajs: list, compare_params: dict) -> dict:
     summary, _ = compare_to_truth(model, trajs, compare_params)
     out = {f"{name}/{variant}": round(summary["quantities"][name][variant]["relative_rms"], 5)
            for name in QUANTITIES for variant in ("teacher", "function")}
@@ -116,7 +115,7 @@ def main() -> None:
         raise SystemExit(f"{a.out} exists; choose a new OUT_DIR")
     hparams = json.loads((a.model_dir / "hparams.json").read_text())
     dataset = load_dataset(a.dataset)
-    test_paths = [Path(t.source) for t in dataset.splits["test"]]
+    test_runs = [read_trajectory(t.source) for t in dataset.splits["test"]]
     # the history labels enter as the "teacher" S (compare's own history variant off)
     compare_params = {"frames": 20, "tolerance": 0.05, "history_block": 0}
     torch.set_num_threads(a.threads)
@@ -137,13 +136,13 @@ def main() -> None:
             row = dict(round=k)
             if k == 0:
                 MetriplecticModel.entropy = TEACHER_ENTROPY
-                row["snapshot_teacher"] = evaluate(model, test_paths, compare_params)
+                row["snapshot_teacher"] = evaluate(model, test_runs, compare_params)
             else:
                 row["train_seconds"] = round(seconds, 1)
             lookup, summaries = label_runs(model, dataset, a.block, a.iterations,
                                            lookup)
             MetriplecticModel.entropy = lookup_entropy(lookup, "history labels")
-            row["history_labels"] = evaluate(model, test_paths, compare_params)
+            row["history_labels"] = evaluate(model, test_runs, compare_params)
             row["e_step"] = summaries
             results.append(row)
             print(json.dumps({key: v for key, v in row.items() if key != "e_step"}, indent=1),

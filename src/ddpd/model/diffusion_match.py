@@ -175,7 +175,7 @@ def match_diffusion(model, data: Dataset, lag: int, factors: Sequence[float],
     if temperature:
         target_T = data_kinetic_temperature(data, float(model.mass))
         record["target_kinetic_temperature"] = target_T
-    log_g, history, scans = 0.0, [], []
+    log_g, scans = 0.0, []
     for _ in range(rounds if temperature else 1):
         model.log_k_B.copy_(base_k_B + log_g)
         values, temps = [], []
@@ -193,12 +193,14 @@ def match_diffusion(model, data: Dataset, lag: int, factors: Sequence[float],
         if not temperature or not math.isfinite(T_at):
             break
         miss = math.log(target_T) - math.log(T_at)
-        history.append((log_g, math.log(T_at)))
         if abs(miss) <= TEMPERATURE_TOLERANCE:
             break
         slope = 1.0
-        if len(history) >= 2 and history[-1][0] != history[-2][0]:
-            secant = (history[-1][1] - history[-2][1]) / (history[-1][0] - history[-2][0])
+        if len(scans) >= 2:  # every scan so far had a finite temperature (else: break)
+            (g0, T0), (g1, T1) = ((math.log(x["k_B_factor"]),
+                                   math.log(x["kinetic_temperature_at_factor"]))
+                                  for x in scans[-2:])
+            secant = (T1 - T0) / (g1 - g0) if g1 != g0 else math.nan
             if 0.2 <= secant <= 5.0:  # a kinetic temperature that rises with k_B
                 slope = secant
         if len(scans) < rounds:
