@@ -104,7 +104,7 @@ def plot_known_truth(summary: dict, samples: dict[str, np.ndarray], out_prefix: 
         title += f" (teacher), {gauge['history_truth_correlation']:.2f} (history)"
     grid = np.linspace(s_true.min(), s_true.max(), 2)
     ax.plot(grid, gauge["entropy_scale"] * grid + gauge["entropy_shift"], "k-", lw=1,
-            label=f"gauge S' = {gauge['entropy_scale']:.3g} S + {gauge['entropy_shift']:.3g}")
+            label=f"gauge S' = {gauge['entropy_scale']:.3g} S {gauge['entropy_shift']:+.3g}")
     ax.set_xlabel("true S")
     ax.set_ylabel("learned S")
     ax.set_title(title, fontsize=9)
@@ -126,8 +126,11 @@ def plot_known_truth(summary: dict, samples: dict[str, np.ndarray], out_prefix: 
             c = q["constant_truth_mean"]
             lines.append(f"  constant (true mean) {100 * c['relative_rms']:.1f}%")
     lines.append(f"{summary['n_states']} states, {summary['n_particle_samples']} particles")
-    axes[1, 3].text(0, 1, "\n".join(lines), va="top", fontsize=8, family="monospace",
-                    transform=axes[1, 3].transAxes)
+    # the table runs on into the empty panel below; kept out of tight_layout, which would
+    # otherwise open a gap between the rows to fit it into its own panel
+    table = axes[1, 3].text(0, 1, "\n".join(lines), va="top", fontsize=8, family="monospace",
+                            transform=axes[1, 3].transAxes)
+    table.set_in_layout(False)
     fig.suptitle("Known-truth benchmark: learned vs true physics on held-out states")
     fig.tight_layout()
     return save_figure(fig, out_prefix)
