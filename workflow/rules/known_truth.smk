@@ -4,14 +4,12 @@
 # held-out test run. Paths under results/known_truth/ (no clash with the study datasets).
 
 
-from ddpd.config import known_truth_train_params
+from ddpd.config import known_truth_train_params, simulation_seed
 
 KNOWN_TRUTH_RUNS = {
     split: [f"results/known_truth/{split}/rep{r}.h5" for r in range(count)]
     for split, count in config["known_truth"]["replicas"].items()
 }
-# seeds apart from the star (+0) and colloid (+100000) seeds
-KNOWN_TRUTH_SEED = config["seed"] + 200000
 
 
 rule known_truth_simulate:
@@ -29,9 +27,10 @@ rule known_truth_simulate:
         runtime=30,
     params:
         simulation=as_json(config["known_truth"]["simulation"]),
-        seed=lambda w: KNOWN_TRUTH_SEED
-        + {"train": 0, "validation": 1000, "test": 2000}[w.split]
-        + int(w.replica),
+        # independent of every other (config seed, split, replica), the stars' and colloid's
+        seed=lambda w: simulation_seed(
+            config["seed"], "known_truth", w.split, w.replica
+        ),
     shell:
         "ddpd known-truth-simulate --params {params.simulation:q} --seed {params.seed}"
         " --out {output.trajectory} --threads {threads} > {log} 2>&1"
