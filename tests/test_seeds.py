@@ -20,9 +20,12 @@ def test_seeds_of_neighbouring_config_seeds_do_not_overlap():
     assert all(1 <= s <= 900_000_000 for s in seeds.values())
 
 
-def test_seed_is_a_pure_function_of_its_arguments():
-    assert simulation_seed(2026, "known_truth", "test", 0) == simulation_seed(
-        2026, "known_truth", "test", 0)
+def test_default_study_seeds_are_pinned():
+    """The seeds of the known-truth runs recorded in bench/model.md (code 088d737): a change
+    of the derivation (or of numpy's SeedSequence, stable by numpy's policy) changes every
+    run of the benchmark."""
+    assert simulation_seed(2026, "known_truth", "train", 0) == 667906344
+    assert simulation_seed(2026, "known_truth", "test", 0) == 687894570
     assert isinstance(simulation_seed(0, "stars", "train", 0), int)
 
 
