@@ -129,6 +129,26 @@ def test_comparison_of_the_truth_with_itself_in_another_gauge_is_exact(truth_run
     assert len(samples["kBT/truth"]) == summary["n_particle_samples"] == 4 * 64
 
 
+def test_figure_rows_sit_close_together(truth_run, tmp_path, monkeypatch):
+    """The error table runs on into the empty panel below it; laid out with the panels it
+    had opened a third of the figure between the first two rows."""
+    from ddpd.plots import known_truth as plots
+
+    p = truth_model_of(truth_run).params
+    summary, samples = compare_to_truth(TruthModel(p), [truth_run], {"frames": 4},
+                                        gauge=(1.0, 0.0))
+    figures = []
+    save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure",
+                        lambda fig, prefix: figures.append(fig) or save(fig, prefix))
+    paths = plots.plot_known_truth(summary, samples, tmp_path / "kt")
+    assert [path.suffix for path in paths] == [".png", ".pdf"]
+    axes = np.array(figures[0].axes).reshape(3, 4)
+    for column in range(3):
+        gap = axes[0, column].get_position().y0 - axes[1, column].get_position().y1
+        assert 0 < gap < 0.1, (column, gap)
+
+
 def test_comparison_measures_a_perturbed_model(truth_run):
     p = truth_model_of(truth_run).params
     A0 = p.friction[0]
