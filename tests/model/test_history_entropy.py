@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from ddpd.model.history_entropy import history_entropy, smoothed_entropies
+from ddpd.model.history_entropy import (
+    BlockEstimates,
+    block_estimates,
+    filtered_entropies,
+    history_entropy,
+    smoothed_entropies,
+)
 from ddpd.model.known_truth import simulate_known_truth, truth_model_of
 
 
@@ -48,6 +54,31 @@ def test_smoothing_of_one_block_gives_its_mean_and_checks_shapes():
         smoothed_entropies(est, np.array([1.0, 2.0]), 10)
 
 
+def test_filter_reads_only_blocks_that_have_ended():
+    # blocks of 100 frames (first 0, 100, ...; last 100, 200, ...), S + noise of sd 2
+    rng = np.random.default_rng(1)
+    S = rng.normal(size=4000)
+    estimates = S + 2.0 * rng.normal(size=(6, 4000))
+    first = np.arange(6) * 100
+    blocks = BlockEstimates(estimates, first, first + 100, np.full(4000, 7.0))
+    labels = filtered_entropies(blocks, 601)
+    assert labels.shape == (601, 4000)
+    np.testing.assert_array_equal(labels[:100], 7.0)  # no block has ended: the start
+    # one block ended: no var(S) yet, its mean field
+    np.testing.assert_allclose(labels[100:200], estimates[0].mean(), atol=1e-12)
+    # frames 400-499: blocks 0-3 ended; the mean of blocks 1-3 shrunk by var(S) ~ 1
+    mean3 = estimates[1:4].mean(0)
+    label = labels[450]
+    factor = np.polyfit(mean3 - mean3.mean(), label - label.mean(), 1)[0]
+    assert factor == pytest.approx(1 / (1 + 4 / 3), abs=0.07)
+    np.testing.assert_array_equal(labels[400], labels[499])
+    # causal: changing the blocks that end later changes nothing before they end
+    later = BlockEstimates(estimates.copy(), first, first + 100, blocks.start)
+    later.estimates[4:] += 5.0
+    np.testing.assert_array_equal(filtered_entropies(later, 601)[:500], labels[:500])
+    assert not np.allclose(filtered_entropies(later, 601)[500], labels[500])
+
+
 @pytest.fixture(scope="module")
 def equilibrated_run():
     # the truth's S spreads slowly (remembered over ~1,700 frames at c_v = 400): 1000 steps
@@ -69,6 +100,25 @@ def test_history_finds_the_entropy_a_snapshot_cannot(equilibrated_run):
     corr = (x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum())
     assert corr > 0.5
     assert np.sqrt(((x - y) ** 2).mean()) < 0.85 * y.std()
+
+
+def test_filter_finds_the_entropy_from_the_past_alone(equilibrated_run):
+    # the last frame's filter label reads blocks 1-3 (frames 150-600), the smoother's the
+    # same blocks: both see the true S; the smoother equals history_entropy
+    traj = equilibrated_run
+    truth = truth_model_of(traj)
+    blocks = block_estimates(truth, traj.position, traj.velocity, traj.box, truth.params.dt,
+                             block=150)
+    np.testing.assert_array_equal(blocks.last, [150, 300, 450, 599])
+    filtered = filtered_entropies(blocks, traj.n_frames)
+    x = filtered[-1] - filtered[-1].mean()
+    y = centred(traj.observables["truth_entropy"])[-1]
+    assert (x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()) > 0.5
+    np.testing.assert_array_equal(filtered[:150], np.broadcast_to(blocks.start, (150, 64)))
+    smoothed, _ = smoothed_entropies(blocks.estimates, blocks.centres, traj.n_frames)
+    np.testing.assert_allclose(smoothed, history_entropy(truth, traj.position, traj.velocity,
+                                                         traj.box, truth.params.dt,
+                                                         block=150), atol=1e-12)
 
 
 def test_history_entropy_follows_a_relabelling_of_the_particles(equilibrated_run):

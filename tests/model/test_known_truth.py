@@ -116,13 +116,19 @@ def test_comparison_of_the_truth_with_itself_in_another_gauge_is_exact(truth_run
     for name in ("noise_covariance", "kB_A2", "kB_B2", "kB_C2"):
         assert summary["quantities"][name]["teacher"]["relative_rms"] < 1e-12
         # as does the S inferred from the run's history (one block of 29 increments here:
-        # its mean over particles)
+        # its mean over particles), whole or past only (the start before the block ends)
         assert summary["quantities"][name]["history"]["relative_rms"] < 1e-12
-    assert len(samples["S_history"]) == len(samples["S_true"])
-    assert -1 <= summary["gauge"]["history_truth_correlation"] <= 1
+        assert summary["quantities"][name]["filter"]["relative_rms"] < 1e-12
+    for variant in ("history", "filter"):
+        assert len(samples[f"S_{variant}"]) == len(samples["S_true"])
+        assert -1 <= summary["gauge"][f"{variant}_truth_correlation"] <= 1
+    # the states at frames 0, 10, 19 precede the block's end (frame 29), the last is at it
+    last = samples["S_filter"][-64:]
+    np.testing.assert_allclose(last, samples["S_history"][-64:], atol=1e-12)
     without, samples = compare_to_truth(gauged, [truth_run], {"frames": 4, "history_block": 0},
                                         gauge=(scale, shift))
     assert "history" not in without["quantities"]["kBT"] and "S_history" not in samples
+    assert "filter" not in without["quantities"]["kBT"] and "S_filter" not in samples
     # the estimated gauge has the exact scale l = k_B(learned) / k_B(true)
     estimated, _ = compare_to_truth(gauged, [truth_run], {"frames": 4})
     assert estimated["gauge"]["entropy_scale"] == pytest.approx(scale, rel=1e-12)

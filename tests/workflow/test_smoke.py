@@ -101,7 +101,7 @@ def test_known_truth_and_lammps_plugin_outputs(smoke_study):
     results = smoke_study / "results"
     known = json.loads((results / "tables" / "known_truth.json").read_text())
     for name in ("kBT", "PV", "force", "noise_covariance"):
-        for variant in ("teacher", "history"):
+        for variant in ("teacher", "history", "filter"):
             error = known["quantities"][name][variant]["relative_rms"]
             assert np.isfinite(error) and error >= 0
     assert (results / "figures" / "known_truth.png").stat().st_size > 1000

@@ -21,6 +21,11 @@ neighbouring blocks' estimates (their errors are independent, S changes little f
 to the next); between centres the labels are interpolated linearly in time. The labels use
 frames after t as well as before (a smoother, not a filter): a measurement of a run, not a
 rollout's start.
+
+:func:`filtered_entropies` reads the same block estimates causally, as a rollout's start
+could: the label at frame t is the shrunk mean of the last three blocks that end at or
+before t (their var(S) from those blocks only), and the starting entropies before the first
+block ends.
 """
 
 from __future__ import annotations
@@ -104,6 +109,61 @@ def block_entropy(model: MetriplecticModel, graph: IncrementGraph, start: torch.
     return s.detach()
 
 
+class BlockEstimates(NamedTuple):
+    """The entropies of each block of a run (:func:`block_estimates`).
+
+    Attributes:
+        estimates: (blocks, N) the entropies held constant over each block.
+        first: (blocks,) each block's first frame.
+        last: (blocks,) each block's last frame (its increments are first .. last - 1).
+        start: (N,) the entropies the first block started from.
+    """
+
+    estimates: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    start: np.ndarray
+
+    @property
+    def centres(self) -> np.ndarray:
+        return 0.5 * (self.first + self.last)
+
+
+def _shrunk(mean: np.ndarray, var_S: float, n_blocks: int) -> np.ndarray:
+    """``mean`` (N,) shrunk towards its mean over particles by var(S) / var(mean), clipped
+    to [0, 1]; the mean field where var(S) is unknown (one block, NaN)."""
+    spread = mean.var()
+    factor = 0.0 if n_blocks == 1 or not np.isfinite(var_S) else float(
+        np.clip(var_S / max(spread, 1e-300), 0, 1))
+    return mean.mean() + factor * (mean - mean.mean())
+
+
+def _neighbour_covariance(estimates: np.ndarray) -> float:
+    """var(S): the mean over particles and neighbouring blocks of the product of the two
+    blocks' deviations from their means over particles (NaN for one block)."""
+    if len(estimates) < 2:
+        return float("nan")
+    dev = estimates - estimates.mean(axis=1, keepdims=True)
+    return float((dev[1:] * dev[:-1]).mean())
+
+
+def filtered_entropies(blocks: BlockEstimates, n_frames: int) -> np.ndarray:
+    """Past-only labels (n_frames, N): at frame t the mean of the estimates of the last three
+    blocks whose last frame is <= t, shrunk by var(S) of the blocks up to there
+    (:func:`smoothed_entropies`' rule); before the first block ends, ``blocks.start``."""
+    est = np.asarray(blocks.estimates, dtype=float)
+    labels = np.empty((n_frames, est.shape[1]))
+    done = np.searchsorted(blocks.last, np.arange(n_frames), side="right")  # blocks ended
+    for k in np.unique(done):
+        rows = done == k
+        if k == 0:
+            labels[rows] = blocks.start
+            continue
+        mean = est[max(k - 3, 0):k].mean(axis=0)
+        labels[rows] = _shrunk(mean, _neighbour_covariance(est[:k]), k)
+    return labels
+
+
 def smoothed_entropies(estimates: np.ndarray, centres: np.ndarray, n_frames: int
                        ) -> tuple[np.ndarray, float]:
     """Labels (n_frames, N) from block estimates (blocks, N) at frame times ``centres``.
@@ -118,14 +178,10 @@ def smoothed_entropies(estimates: np.ndarray, centres: np.ndarray, n_frames: int
     est = np.asarray(estimates, dtype=float)
     if est.ndim != 2 or len(est) != len(centres):
         raise ValueError(f"estimates {est.shape} do not match {len(centres)} block centres")
-    dev = est - est.mean(axis=1, keepdims=True)
-    var_S = float((dev[1:] * dev[:-1]).mean()) if len(est) > 1 else float("nan")
+    var_S = _neighbour_covariance(est)
     smooth = np.empty_like(est)
     for k in range(len(est)):
-        mean = est[max(k - 1, 0):k + 2].mean(axis=0)
-        spread = mean.var()
-        factor = 0.0 if len(est) == 1 else float(np.clip(var_S / max(spread, 1e-300), 0, 1))
-        smooth[k] = mean.mean() + factor * (mean - mean.mean())
+        smooth[k] = _shrunk(est[max(k - 1, 0):k + 2].mean(axis=0), var_S, len(est))
     t = np.arange(n_frames)
     labels = np.stack([np.interp(t, centres, smooth[:, p]) for p in range(est.shape[1])],
                       axis=1)
@@ -135,7 +191,17 @@ def smoothed_entropies(estimates: np.ndarray, centres: np.ndarray, n_frames: int
 def history_entropy(model: MetriplecticModel, position: np.ndarray, velocity: np.ndarray,
                     box: Box, dt: float, block: int = 250, iterations: int = 10,
                     start: torch.Tensor | None = None) -> np.ndarray:
-    """Entropies (T, N) of every particle in every frame of one run (the module docstring).
+    """Entropies (T, N) of every particle in every frame of one run (the module docstring):
+    :func:`smoothed_entropies` of :func:`block_estimates` (same arguments)."""
+    blocks = block_estimates(model, position, velocity, box, dt, block, iterations, start)
+    labels, _ = smoothed_entropies(blocks.estimates, blocks.centres, len(position))
+    return labels
+
+
+def block_estimates(model: MetriplecticModel, position: np.ndarray, velocity: np.ndarray,
+                    box: Box, dt: float, block: int = 250, iterations: int = 10,
+                    start: torch.Tensor | None = None) -> BlockEstimates:
+    """The entropies of every block of B frames of one run (the module docstring).
 
     Args:
         model: a metriplectic model (evaluated as given; float64 recommended).
@@ -160,12 +226,13 @@ def history_entropy(model: MetriplecticModel, position: np.ndarray, velocity: np
             v0 = torch.as_tensor(velocity[0], dtype=dtype)
             start = model.entropy(v0, neighbour_pairs(q0, box, model.cutoff)).mean().expand(n)
     s = torch.as_tensor(start, dtype=dtype)
-    estimates, centres = [], []
+    first_s = s.cpu().numpy().copy()
+    estimates, first, last = [], [], []
     for a in range(0, n_frames - 1, block):
         b = min(a + block, n_frames - 1)  # increments a .. b-1
         graph = increment_graph(model, position[a:b + 1], velocity[a:b + 1], box)
         s = block_entropy(model, graph, s, dt, iterations)
         estimates.append(s.cpu().numpy().copy())
-        centres.append(0.5 * (a + b))
-    labels, _ = smoothed_entropies(np.array(estimates), np.array(centres), n_frames)
-    return labels
+        first.append(a)
+        last.append(b)
+    return BlockEstimates(np.array(estimates), np.array(first), np.array(last), first_s)

@@ -65,7 +65,7 @@ import torch
 
 from ddpd.io import Trajectory, write_trajectory
 from ddpd.model import bracket
-from ddpd.model.history_entropy import history_entropy
+from ddpd.model.history_entropy import block_estimates, filtered_entropies, smoothed_entropies
 from ddpd.model.integrate import State, exact_energy_step
 from ddpd.model.metriplectic import MetriplecticModel, thermo_by_autograd
 from ddpd.params import is_number, parse_params, require
@@ -327,7 +327,8 @@ class CompareParams:
         frames: evenly spaced frames per test trajectory at which the states are taken (20).
         tolerance: relative error counted as "within" (0.05, the benchmark's target).
         history_block: frames per block of the history entropy
-            (:mod:`ddpd.model.history_entropy`; the variant ``history``); 0 leaves it out
+            (:mod:`ddpd.model.history_entropy`; the variants ``history`` and ``filter``); 0 leaves
+            them out
             (250; 150 and 400 measured in bench/model.md).
         history_iterations: L-BFGS iterations per block (10).
     """
@@ -424,7 +425,11 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
     * ``history`` (unless ``history_block`` is 0): each particle's S inferred from the
       test run's velocity increments under the learned model
       (:func:`ddpd.model.history_entropy.history_entropy`, a smoother over 3 blocks): the
-      model end to end with an S that a snapshot cannot reveal but a history can.
+      model end to end with an S that a snapshot cannot reveal but a history can;
+    * ``filter`` (with ``history``): the same block estimates read from the past only
+      (:func:`ddpd.model.history_entropy.filtered_entropies`: the last three blocks that
+      end at or before the state's frame; the teacher's mean before the first ends), the
+      S a rollout starting at that frame could be given.
 
     Args:
         model: the learned (or any) metriplectic model; evaluated in float64.
@@ -438,7 +443,7 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
         means learned / true; for kBT and PV also the error of the
         best constant (the truth's mean), the gauge and the teacher-truth entropy
         correlation. ``samples``: flat arrays for the figure (truth and both variants, pair
-        distances ``r``, ``S_true``, ``S_teacher``).
+        distances ``r``, ``S_true``, ``S_teacher``, ``S_history``, ``S_filter``).
     """
     p = parse_params(CompareParams, params, "known_truth.compare")
     model = model.double()
@@ -453,16 +458,18 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
             raise ValueError(f"{source}: known-truth parameters differ from the first "
                              "trajectory's")
         picks = np.unique(np.linspace(0, traj.n_frames - 1, p.frames).round().astype(int))
-        history = None
+        history = {}
         if p.history_block:
-            history = history_entropy(model, traj.position, traj.velocity, traj.box,
-                                      truth_k.params.dt, p.history_block,
-                                      p.history_iterations)
+            blocks = block_estimates(model, traj.position, traj.velocity, traj.box,
+                                     truth_k.params.dt, p.history_block, p.history_iterations)
+            history["history"], _ = smoothed_entropies(blocks.estimates, blocks.centres,
+                                                       traj.n_frames)
+            history["filter"] = filtered_entropies(blocks, traj.n_frames)
         for t in picks:
             q = torch.as_tensor(traj.position[t])
             v = torch.as_tensor(traj.velocity[t])
             S = torch.as_tensor(traj.observables["truth_entropy"][t])
-            states.append((q, v, S, traj.box, None if history is None else history[t]))
+            states.append((q, v, S, traj.box, {k: h[t] for k, h in history.items()}))
     if truth is None:
         raise ValueError("known-truth comparison: no trajectory given")
     dt = truth.params.dt
@@ -482,8 +489,7 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
     def add(name: str, value: torch.Tensor) -> None:
         rows.setdefault(name, []).append(value.detach().cpu().numpy())
 
-    variants = ("function", "teacher", "history") if p.history_block else ("function",
-                                                                           "teacher")
+    variants = ("function", "teacher") + (("history", "filter") if p.history_block else ())
     for (q, v, S, box, S_hist), S_teach in zip(states, teacher_S, strict=True):
         pairs_t = neighbour_pairs(q, box, truth.cutoff)
         pairs_l = neighbour_pairs(q, box, model.cutoff)
@@ -496,8 +502,8 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
         for name in PAIR_QUANTITIES:
             add(f"{name}/truth", true_pairs[name])
         entropies = {"teacher": S_teach, "function": scale * S + shift}
-        if S_hist is not None:
-            entropies["history"] = torch.as_tensor(S_hist, dtype=S.dtype)
+        for variant, S_v in S_hist.items():
+            entropies[variant] = torch.as_tensor(S_v, dtype=S.dtype)
         for variant, S_l in entropies.items():
             learned = _physics(model, v, S_l, pairs_l, dt)
             learned_pairs = _pair_amplitudes(model, r, learned["T"][pairs_t.i],
@@ -510,7 +516,8 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
     samples["S_true"] = S_true_all.numpy()
     samples["S_teacher"] = S_teacher_all.numpy()
     if p.history_block:
-        samples["S_history"] = np.concatenate([st[4] for st in states])
+        samples["S_history"] = np.concatenate([st[4]["history"] for st in states])
+        samples["S_filter"] = np.concatenate([st[4]["filter"] for st in states])
 
     summary: dict = dict(tolerance=p.tolerance, n_states=len(states),
                          n_particle_samples=int(len(samples["kBT/truth"])),
@@ -537,9 +544,9 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
         teacher_truth_correlation=corr,
         teacher_regression_slope=float(np.polyfit(s_true, s_teach, 1)[0]),
     )
-    if p.history_block:
-        s_hist = samples["S_history"]
-        summary["gauge"]["history_truth_correlation"] = (
-            float(np.corrcoef(s_true, s_hist)[0, 1]) if s_hist.std() > 0 else 0.0)
+    for variant in ("history", "filter") if p.history_block else ():
+        s_v = samples[f"S_{variant}"]
+        summary["gauge"][f"{variant}_truth_correlation"] = (
+            float(np.corrcoef(s_true, s_v)[0, 1]) if s_v.std() > 0 else 0.0)
     summary["truth"] = asdict(truth.params)
     return summary, samples

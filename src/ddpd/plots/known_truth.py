@@ -5,8 +5,9 @@ the gauges listed there): k_B T, P V, the x component of the conservative force,
 friction rate tr(sum_j W_ij) / D and the velocity noise variance tr(2 k_B M_ii dt) / D per
 particle, learned against true (each variant: the learned functions at the gauge-mapped
 true S, the model end to end with its teacher's S, and, where computed, with the S inferred
-from the test run's history; the diagonal is the truth); the teacher's (and the history's)
-entropy against the true S with the gauge line S' = l S + c; and the kernel shape
+from the test run's history, whole or past only; the diagonal is the truth); the teacher's
+(and the history's) entropy against the true S with the gauge line S' = l S + c; and the
+kernel shape
 w(r) / w(0) and the pair amplitudes k_B A^2, k_B B^2, k_B C^2 against the pair distance r
 (truth and learned at the sampled pairs).
 Each panel's title gives the relative RMS error of every variant.
@@ -25,7 +26,8 @@ from ddpd.plots._save import save_figure
 
 VARIANTS = (("function", "learned U, a, b, c at mapped true S", "C0"),
             ("teacher", "learned, teacher S", "C1"),
-            ("history", "learned, S from the run's history", "C2"))
+            ("history", "learned, S from the run's history", "C2"),
+            ("filter", "learned, S from the run's past only", "C3"))
 MAX_POINTS = 2000
 
 
@@ -99,9 +101,12 @@ def plot_known_truth(summary: dict, samples: dict[str, np.ndarray], out_prefix: 
     ax.scatter(s_true[pick], s_teach[pick], s=3, alpha=0.4, color="C1", label="teacher")
     title = f"correlation {gauge['teacher_truth_correlation']:.2f}"
     if "S_history" in samples:
-        ax.scatter(s_true[pick], samples["S_history"][pick], s=3, alpha=0.4, color="C2",
-                   label="history")
-        title += f" (teacher), {gauge['history_truth_correlation']:.2f} (history)"
+        title += " (teacher)"
+    for variant, colour in (("history", "C2"), ("filter", "C3")):
+        if f"S_{variant}" in samples:
+            ax.scatter(s_true[pick], samples[f"S_{variant}"][pick], s=3, alpha=0.4,
+                       color=colour, label=variant)
+            title += f", {gauge[f'{variant}_truth_correlation']:.2f} ({variant})"
     grid = np.linspace(s_true.min(), s_true.max(), 2)
     ax.plot(grid, gauge["entropy_scale"] * grid + gauge["entropy_shift"], "k-", lw=1,
             label=f"gauge S' = {gauge['entropy_scale']:.3g} S {gauge['entropy_shift']:+.3g}")
