@@ -327,9 +327,8 @@ class CompareParams:
         frames: evenly spaced frames per test trajectory at which the states are taken (20).
         tolerance: relative error counted as "within" (0.05, the benchmark's target).
         history_block: frames per block of the history entropy
-            (:mod:`ddpd.model.history_entropy`; the variants ``history`` and ``filter``); 0 leaves
-            them out
-            (250; 150 and 400 measured in bench/model.md).
+            (:mod:`ddpd.model.history_entropy`; the variants ``history`` and ``filter``);
+            0 leaves them out (250; 150 and 400 measured in bench/model.md).
         history_iterations: L-BFGS iterations per block (10).
     """
 
@@ -442,7 +441,7 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
         RMS error, the fraction within ``tolerance`` and (scalar quantities) the ratio of the
         means learned / true; for kBT and PV also the error of the
         best constant (the truth's mean), the gauge and the teacher-truth entropy
-        correlation. ``samples``: flat arrays for the figure (truth and both variants, pair
+        correlation. ``samples``: flat arrays for the figure (truth and every variant, pair
         distances ``r``, ``S_true``, ``S_teacher``, ``S_history``, ``S_filter``).
     """
     p = parse_params(CompareParams, params, "known_truth.compare")

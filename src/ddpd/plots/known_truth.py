@@ -7,9 +7,8 @@ particle, learned against true (each variant: the learned functions at the gauge
 true S, the model end to end with its teacher's S, and, where computed, with the S inferred
 from the test run's history, whole or past only; the diagonal is the truth); the teacher's
 (and the history's) entropy against the true S with the gauge line S' = l S + c; and the
-kernel shape
-w(r) / w(0) and the pair amplitudes k_B A^2, k_B B^2, k_B C^2 against the pair distance r
-(truth and learned at the sampled pairs).
+kernel shape w(r) / w(0) and the pair amplitudes k_B A^2, k_B B^2, k_B C^2 against the pair
+distance r (truth and learned at the sampled pairs).
 Each panel's title gives the relative RMS error of every variant.
 
 Units: the truth's (energy k_B T, time, length; S in units of the truth's S).
