@@ -129,12 +129,10 @@ class BlockEstimates(NamedTuple):
         return 0.5 * (self.first + self.last)
 
 
-def _shrunk(mean: np.ndarray, var_S: float, n_blocks: int) -> np.ndarray:
+def _shrunk(mean: np.ndarray, var_S: float) -> np.ndarray:
     """``mean`` (N,) shrunk towards its mean over particles by var(S) / var(mean), clipped
     to [0, 1]; the mean field where var(S) is unknown (one block, NaN)."""
-    spread = mean.var()
-    factor = 0.0 if n_blocks == 1 or not np.isfinite(var_S) else float(
-        np.clip(var_S / max(spread, 1e-300), 0, 1))
+    factor = float(np.clip(var_S / max(mean.var(), 1e-300), 0, 1)) if np.isfinite(var_S) else 0.0
     return mean.mean() + factor * (mean - mean.mean())
 
 
@@ -160,7 +158,7 @@ def filtered_entropies(blocks: BlockEstimates, n_frames: int) -> np.ndarray:
             labels[rows] = blocks.start
             continue
         mean = est[max(k - 3, 0):k].mean(axis=0)
-        labels[rows] = _shrunk(mean, _neighbour_covariance(est[:k]), k)
+        labels[rows] = _shrunk(mean, _neighbour_covariance(est[:k]))
     return labels
 
 
@@ -181,7 +179,7 @@ def smoothed_entropies(estimates: np.ndarray, centres: np.ndarray, n_frames: int
     var_S = _neighbour_covariance(est)
     smooth = np.empty_like(est)
     for k in range(len(est)):
-        smooth[k] = _shrunk(est[max(k - 1, 0):k + 2].mean(axis=0), var_S, len(est))
+        smooth[k] = _shrunk(est[max(k - 1, 0):k + 2].mean(axis=0), var_S)
     t = np.arange(n_frames)
     labels = np.stack([np.interp(t, centres, smooth[:, p]) for p in range(est.shape[1])],
                       axis=1)

@@ -488,7 +488,8 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
     def add(name: str, value: torch.Tensor) -> None:
         rows.setdefault(name, []).append(value.detach().cpu().numpy())
 
-    variants = ("function", "teacher") + (("history", "filter") if p.history_block else ())
+    from_history = ("history", "filter") if p.history_block else ()
+    variants = ("function", "teacher") + from_history
     for (q, v, S, box, S_hist), S_teach in zip(states, teacher_S, strict=True):
         pairs_t = neighbour_pairs(q, box, truth.cutoff)
         pairs_l = neighbour_pairs(q, box, model.cutoff)
@@ -514,9 +515,8 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
     samples = {k: np.concatenate(v) for k, v in rows.items()}
     samples["S_true"] = S_true_all.numpy()
     samples["S_teacher"] = S_teacher_all.numpy()
-    if p.history_block:
-        samples["S_history"] = np.concatenate([st[4]["history"] for st in states])
-        samples["S_filter"] = np.concatenate([st[4]["filter"] for st in states])
+    for variant in from_history:
+        samples[f"S_{variant}"] = np.concatenate([st[4][variant] for st in states])
 
     summary: dict = dict(tolerance=p.tolerance, n_states=len(states),
                          n_particle_samples=int(len(samples["kBT/truth"])),
@@ -543,7 +543,7 @@ def compare_to_truth(model: MetriplecticModel, trajectories: list[Trajectory],
         teacher_truth_correlation=corr,
         teacher_regression_slope=float(np.polyfit(s_true, s_teach, 1)[0]),
     )
-    for variant in ("history", "filter") if p.history_block else ():
+    for variant in from_history:
         s_v = samples[f"S_{variant}"]
         summary["gauge"][f"{variant}_truth_correlation"] = (
             float(np.corrcoef(s_true, s_v)[0, 1]) if s_v.std() > 0 else 0.0)

@@ -101,7 +101,7 @@ def plot_known_truth(summary: dict, samples: dict[str, np.ndarray], out_prefix: 
     title = f"correlation {gauge['teacher_truth_correlation']:.2f}"
     if "S_history" in samples:
         title += " (teacher)"
-    for variant, colour in (("history", "C2"), ("filter", "C3")):
+    for variant, _, colour in VARIANTS[2:]:  # the entropies inferred from the history
         if f"S_{variant}" in samples:
             ax.scatter(s_true[pick], samples[f"S_{variant}"][pick], s=3, alpha=0.4,
                        color=colour, label=variant)
