@@ -122,13 +122,15 @@ def test_bad_params_are_named(dpd_data, tmp_path):
 
 def test_equipartition_prior_is_added(dpd_data):
     model = load_model(dpd_data[1])
-    batch = collate(snapshots(load_dataset(dpd_data[0]), "validation", model.cutoff,
-                              torch.float64)[:3])
+    frames = snapshots(load_dataset(dpd_data[0]), "validation", model.cutoff,
+                       torch.float64)[:3]
+    batch = collate(frames)
     with torch.no_grad():
         plain = model.nll(batch, 0.01)
         with_prior = model.nll(batch, 0.01, equipartition=2.0)
-        peculiar = batch.v0 - batch.v0.mean(0)
-        kinetic = model.mass * (peculiar * peculiar).sum(-1).mean() / 2
+        # each frame's own mean removed, n - 1 free velocities a direction per frame
+        squares = sum(float(((f.v0 - f.v0.mean(0)) ** 2).sum()) for f in frames)
+        kinetic = model.mass * squares / (2 * sum(len(f.v0) - 1 for f in frames))
         expected = 2.0 * len(batch.idx0) * torch.log(model.kT / kinetic) ** 2
     assert float(with_prior - plain) == pytest.approx(float(expected), rel=1e-9)
     assert float(expected) > 0

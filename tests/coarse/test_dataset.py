@@ -48,6 +48,10 @@ def test_build_and_load(tmp_path, runs):
     batch = collate(snaps[:3])
     assert batch.v0.shape == (90, 2) and len(batch.idx0) == 90
     assert int(batch.pairs0.i.max()) >= 60
+    # each row keeps its frame; joining joined snapshots keeps the frames apart
+    assert batch.frame0.tolist() == [0] * 30 + [1] * 30 + [2] * 30
+    again = collate([collate(snaps[3:5]), batch])
+    assert again.frame0.tolist() == sum(([k] * 30 for k in range(5)), [])
 
 
 def test_open_box_masks(tmp_path):

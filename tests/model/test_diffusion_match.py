@@ -44,9 +44,10 @@ def test_unwrap_periodic_follows_a_crossing():
 
 
 def test_kinetic_temperature_removes_each_frames_mean_and_skips_missing_velocities():
-    # frame 0: +-1 along x around a drift of 5; frame 1: NaN (a video's first frame)
+    # frame 0: +-1 along x around a drift of 5 (2 particles, 1 free velocity per
+    # direction); frame 1: NaN (a video's first frame)
     v = np.array([[[6.0, 0.0], [4.0, 0.0]], [[np.nan, np.nan], [np.nan, np.nan]]])
-    assert kinetic_temperature(v, mass=2.0) == pytest.approx(2.0 * 2.0 / 2 / 2)
+    assert kinetic_temperature(v, mass=2.0) == pytest.approx(2.0 * 2.0 / 2 / 1)
     with pytest.raises(ValueError, match="no frame has two particles"):
         kinetic_temperature(v[1:], mass=1.0)
 

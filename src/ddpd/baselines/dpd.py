@@ -53,6 +53,7 @@ from torch import nn
 from ddpd.baselines.base import BaselineModel, torch_dtype
 from ddpd.model import bracket
 from ddpd.model.bracket import scatter_pairs
+from ddpd.model.equipartition import kinetic_temperature
 from ddpd.model.integrate import State, _advance_positions
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.metriplectic import Snapshot
@@ -204,7 +205,9 @@ class DPDModel(BaselineModel):
         """Gaussian NLL of the velocity increments, summed over scored particles.
 
         ``equipartition`` > 0 adds, per scored particle, equipartition * log(k_B T /
-        (m <|v - <v>|^2> / D))^2 on the frame(s): the prior of train.equipartition.
+        k_B T_kin)^2, T_kin the kinetic temperature of the snapshot's frame(s)
+        (:func:`ddpd.model.equipartition.kinetic_temperature`): the prior of
+        train.equipartition.
         Midpoint friction: F^D at u_mid = (v_ij(t) + v_ij(t+dt)) / 2 (unscored particles keep
         v(t)), and the NLL of v(t+dt) includes -2 log det G_i per scored particle,
         G_i = I + (dt/2) sum_j W_ij; ``mean_only`` then scores G^-1 r, the error of the
@@ -223,8 +226,7 @@ class DPDModel(BaselineModel):
         residual = (snap.v1[snap.idx1] - snap.v0[snap.idx0]) - mean[snap.idx0]
         prior = torch.zeros((), dtype=residual.dtype, device=residual.device)
         if equipartition > 0:
-            peculiar = snap.v0 - snap.v0.mean(0)
-            kinetic = self.mass * (peculiar * peculiar).sum(-1).mean() / self.dim
+            kinetic = kinetic_temperature(snap.v0, self.mass, snap.frame0)
             gap = torch.log(self.kT / kinetic)
             prior = equipartition * len(snap.idx0) * gap * gap
         if mean_only:

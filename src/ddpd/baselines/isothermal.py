@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ddpd.model import bracket
+from ddpd.model.equipartition import kinetic_temperature
 from ddpd.model.integrate import State, _advance_positions, init_state
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.metriplectic import MetriplecticModel, Snapshot
@@ -90,7 +91,7 @@ class IsothermalModel(MetriplecticModel):
         """Gaussian NLL of the velocity increments (covariance 2 k_B dt M_ii, velocity block),
         summed over scored particles. ``equipartition`` > 0 adds the prior of the full model
         (train.equipartition) with the bath's k_B T: equipartition * log(k_B T /
-        (m <|v - <v>|^2> / D))^2 per scored particle."""
+        k_B T_kin)^2 per scored particle (:func:`ddpd.model.equipartition.kinetic_temperature`)."""
         accel, terms = self.velocity_drift(snap.v0, snap.pairs0)
         jacobian = None
         if self.friction_scheme == "midpoint":
@@ -105,8 +106,7 @@ class IsothermalModel(MetriplecticModel):
         residual = (snap.v1[snap.idx1] - snap.v0[snap.idx0]) - accel[snap.idx0] * dt
         prior = torch.zeros((), dtype=residual.dtype, device=residual.device)
         if equipartition > 0:
-            peculiar = snap.v0 - snap.v0.mean(0)
-            kinetic = self.mass * (peculiar * peculiar).sum(-1).mean() / self.dim
+            kinetic = kinetic_temperature(snap.v0, self.mass, snap.frame0)
             gap = torch.log(self.k_B * self.temperature / kinetic)
             prior = equipartition * len(snap.idx0) * gap * gap
         if mean_only:

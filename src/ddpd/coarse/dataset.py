@@ -329,7 +329,8 @@ def snapshots(dataset: Dataset, split: str, cutoff: float, dtype: torch.dtype = 
 
 
 def collate(batch: list[Snapshot]) -> Snapshot:
-    """Join several snapshots into one block-diagonal snapshot (indices offset)."""
+    """Join several snapshots into one block-diagonal snapshot (indices offset; frame0 labels
+    each row's frame)."""
     def join(pairs_list: list[Pairs], offsets: list[int]) -> Pairs:
         return Pairs(
             torch.cat([p.i + o for p, o in zip(pairs_list, offsets, strict=True)]),
@@ -338,9 +339,18 @@ def collate(batch: list[Snapshot]) -> Snapshot:
 
     off0 = np.cumsum([0] + [len(s.v0) for s in batch[:-1]]).tolist()
     off1 = np.cumsum([0] + [len(s.v1) for s in batch[:-1]]).tolist()
+    frames, first = [], 0
+    for s in batch:  # frame labels stay distinct when joined snapshots are joined again
+        if s.frame0 is None:
+            frames.append(torch.full((len(s.v0),), first, dtype=torch.long, device=s.v0.device))
+            first += 1
+        else:
+            frames.append(s.frame0 + first)
+            first += int(s.frame0.max()) + 1 if len(s.frame0) else 0
     return Snapshot(
         torch.cat([s.v0 for s in batch]), join([s.pairs0 for s in batch], off0),
         torch.cat([s.v1 for s in batch]), join([s.pairs1 for s in batch], off1),
         torch.cat([s.idx0 + o for s, o in zip(batch, off0, strict=True)]),
         torch.cat([s.idx1 + o for s, o in zip(batch, off1, strict=True)]),
+        torch.cat(frames),
     )

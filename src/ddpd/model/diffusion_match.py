@@ -22,7 +22,7 @@ need their exterior particles prescribed from data.
 Units: MSD in data length^2, lag in frames of the dataset's dt.
 
 With ``temperature`` (``train.match_rollout_temperature``) the same rollouts also measure
-the kinetic temperature m <|v - <v>|^2> / D (steps ``lag`` to ``3 lag``), and k_B is scaled
+the kinetic temperature (:func:`kinetic_temperature`, steps ``lag`` to ``3 lag``), and k_B is scaled
 by a factor g so that it equals the training frames' (the noise covariance 2 k_B M dt and
 k_B div M scale by g, the friction M dS does not: the fluctuation-dissipation temperature
 moves, the friction stays). Why: the rollouts of the matched star melt ran 7-8 % cold
@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from ddpd.coarse.dataset import Dataset
+from ddpd.model.equipartition import peculiar_sums
 from ddpd.stats.displacement import mean_squared_displacement
 
 log = logging.getLogger(__name__)
@@ -85,17 +86,16 @@ TEMPERATURE_TOLERANCE = 0.005  # relative, of the rollouts' kinetic temperature
 
 
 def kinetic_temperature(velocity: np.ndarray, mass: float) -> float:
-    """m <|v - <v>|^2> / D over (T, N, D) velocities, each frame's mean removed; frames or
-    particles without a finite velocity are left out."""
+    """k_B T_kin of (T, N, D) velocities, each frame's mean removed and its n_f - 1 free
+    velocities counted (:mod:`ddpd.model.equipartition`); frames or particles without a
+    finite velocity are left out."""
     v = np.asarray(velocity, dtype=float)
     finite = np.isfinite(v).all(axis=-1)
     total, count = 0.0, 0
     for frame, ok in zip(v, finite, strict=True):
-        if ok.sum() < 2:
-            continue
-        u = frame[ok] - frame[ok].mean(axis=0)
-        total += float((u * u).sum())
-        count += int(ok.sum())
+        squares, free = peculiar_sums(torch.from_numpy(frame[ok]))
+        total += float(squares)
+        count += free
     if count == 0:
         raise ValueError("kinetic_temperature: no frame has two particles with velocities")
     return mass * total / count / v.shape[-1]

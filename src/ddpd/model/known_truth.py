@@ -65,6 +65,7 @@ import torch
 
 from ddpd.io import Trajectory, write_trajectory
 from ddpd.model import bracket
+from ddpd.model.equipartition import kinetic_temperature
 from ddpd.model.history_entropy import block_estimates, filtered_entropies, smoothed_entropies
 from ddpd.model.integrate import State, exact_energy_step
 from ddpd.model.metriplectic import MetriplecticModel, thermo_by_autograd
@@ -265,7 +266,8 @@ def simulate_known_truth(params: dict, seed: int) -> Trajectory:
 
     Returns:
         the trajectory of the ``n_frames`` steps after ``n_equilibrate`` steps; observables
-        ``truth_entropy`` (T, N), ``kinetic_temperature`` m <|v - <v>|^2> / D and
+        ``truth_entropy`` (T, N), ``kinetic_temperature`` k_B T_kin
+        (:func:`ddpd.model.equipartition.kinetic_temperature`, N - 1 free velocities) and
         ``mean_temperature`` k_B <T> (T,), ``total_energy`` and ``total_entropy`` (T,);
         metadata ``known_truth`` (the parameters) and ``seed``.
     """
@@ -281,12 +283,11 @@ def simulate_known_truth(params: dict, seed: int) -> Trajectory:
             continue
         V = model.specific_volume(p.n_particles, state.pairs)
         U, T, _, _ = model.thermo(state.S, V, second=False)
-        peculiar = state.v - state.v.mean(0)
         frames["q"].append(state.q.numpy().copy())
         frames["v"].append(state.v.numpy().copy())
         frames["image"].append(state.image.numpy().copy())
         frames["S"].append(state.S.numpy().copy())
-        frames["kinetic"].append(float(p.mass * (peculiar * peculiar).sum(-1).mean() / p.dim))
+        frames["kinetic"].append(float(kinetic_temperature(state.v, p.mass)))
         frames["kBT"].append(float(p.k_B * T.mean()))
         frames["energy"].append(float(model.total_energy(state.v, U.detach())))
     S = np.stack(frames["S"])

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ddpd.model import bracket
+from ddpd.model.equipartition import kinetic_temperature, peculiar_sums
 from ddpd.model.hermite_table import bicubic_hermite, hermite_interpolate, unit_grid
 from ddpd.model.likelihood import gaussian_nll
 from ddpd.model.nets import MLP, ConvexIncreasing, SeparableConvexIncreasing
@@ -97,6 +98,9 @@ class Snapshot(NamedTuple):
         pairs1: neighbour pairs at t + dt.
         idx0: (K,) scored particles (present at both times, interior) as rows of v0.
         idx1: (K,) the same particles as rows of v1.
+        frame0: (N0,) the frame of each row of v0 when several snapshots are joined
+            (:func:`ddpd.coarse.dataset.collate`); None: one frame. The equipartition
+            prior removes each frame's own mean velocity (:mod:`ddpd.model.equipartition`).
     """
 
     v0: torch.Tensor
@@ -105,6 +109,7 @@ class Snapshot(NamedTuple):
     pairs1: Pairs
     idx0: torch.Tensor
     idx1: torch.Tensor
+    frame0: torch.Tensor | None = None
 
 
 class MetriplecticModel(nn.Module):
@@ -537,9 +542,11 @@ class MetriplecticModel(nn.Module):
         (:meth:`midpoint_terms`) and the NLL is that of x(t+dt), i.e. it includes
         -2 log det G per particle (the composite likelihood keeps each particle's own block).
         ``equipartition`` > 0 adds, per scored particle, equipartition * log(k_B <T> /
-        (m <|v - <v>|^2> / D))^2 for each frame: a prior for equilibrium data that ties the
-        fluctuation-dissipation temperature to the kinetic temperature (the NLL alone leaves
-        it poorly determined when the friction signal is weak; see bench/model.md).
+        k_B T_kin)^2, T_kin the kinetic temperature of the snapshot's frames
+        (:func:`ddpd.model.equipartition.kinetic_temperature`): a prior for equilibrium
+        data that ties the fluctuation-dissipation temperature to the kinetic temperature
+        (the NLL alone leaves it poorly determined when the friction signal is weak; see
+        bench/model.md).
         """
         kernel0 = self.kernel_and_slope(self.pair_geometry(snap.pairs0)[1])
         S0 = self.entropy(snap.v0, snap.pairs0, kernel0[0])
@@ -560,9 +567,8 @@ class MetriplecticModel(nn.Module):
         x1 = torch.cat([snap.v1, S1[:, None]], dim=1)[snap.idx1]
         residual = x1 - x0 - drift[snap.idx0] * dt
         if equipartition > 0:
-            # prior: k_B <T> = m <|v - <v>|^2> / D on the frame (equilibrium data)
-            peculiar = snap.v0 - snap.v0.mean(0)
-            kinetic = self.mass * (peculiar * peculiar).sum(-1).mean() / self.dim
+            # prior: k_B <T> = kinetic temperature of the frames (equilibrium data)
+            kinetic = kinetic_temperature(snap.v0, self.mass, snap.frame0)
             gap = torch.log(self.k_B * terms.T.mean() / kinetic)
             prior = equipartition * len(snap.idx0) * gap * gap
         else:
@@ -659,7 +665,9 @@ class MetriplecticModel(nn.Module):
         Two scalars are set so that the fresh model's linear friction reproduces the data's
         one-step velocity memory and equipartition:
 
-        * k_B so that k_B <T> = m <|v - <v>|^2> / D (kinetic temperature of ``snaps``);
+        * k_B so that k_B <T> = k_B T_kin, the kinetic temperature of ``snaps``
+          (:func:`ddpd.model.equipartition.kinetic_temperature`, each frame's present
+          particles);
         * the friction scale (log_amp0 of A and B) so that the mean per-particle rate
           gamma = tr(sum_pairs W) / D, W = K (1/T_i + 1/T_j) / (2m), gives the measured
           lag-dt velocity autocorrelation a = <v(t) . v(t+dt)> / <v . v> (peculiar
@@ -677,8 +685,9 @@ class MetriplecticModel(nn.Module):
             v1 = (snap.v1 - snap.v1.mean(0))[snap.idx1]
             num += float((v0 * v1).sum())
             den += float((v0 * v0).sum())
-            kin += float(self.mass * (v0 * v0).sum() / self.dim)
-            n_kin += len(snap.idx0)
+            squares, free = peculiar_sums(snap.v0, snap.frame0)
+            kin += float(squares)
+            n_kin += free
             S0 = self.entropy(snap.v0, snap.pairs0)
             terms = self.evaluate(snap.v0, S0, snap.pairs0, with_divergence=False)
             i, j = snap.pairs0.i, snap.pairs0.j
@@ -690,11 +699,11 @@ class MetriplecticModel(nn.Module):
             T_n += len(snap.idx0)
             rate_sum += float(rate[snap.idx0].sum())
             rate_n += len(snap.idx0)
-        if den <= 0 or rate_sum <= 0 or T_n == 0:
+        if den <= 0 or rate_sum <= 0 or T_n == 0 or n_kin == 0:
             raise ValueError("calibrate: the snapshots have no scored particle with neighbours")
         a = min(max(num / den, -0.9), 0.99)
         target = 2 * (1 - a) / (1 + a) if self.friction_scheme == "midpoint" else 1 - a
-        kinetic_T = kin / n_kin
+        kinetic_T = float(self.mass) * kin / (self.dim * n_kin)
         mean_T = T_sum / T_n
         rate_now = rate_sum / rate_n * dt
         # W scales with the squared A, B amplitudes (each the product a_i a_j of two factors)
@@ -706,28 +715,31 @@ class MetriplecticModel(nn.Module):
 
     @torch.no_grad()
     def match_equipartition(self, snaps: list[Snapshot]) -> dict[str, float]:
-        """Set k_B <T> = m <|v - <v>|^2> / D on ``snaps`` exactly, keeping the noise (equilibrium).
+        """Set k_B <T> = k_B T_kin on ``snaps`` exactly, keeping the noise (equilibrium).
 
         k_B -> f k_B and every pair amplitude squared (A^2, B^2, C^2) -> A^2 / f, with
         f = kinetic temperature / (k_B <T>): the noise covariance 2 k_B M dt and k_B div M are
         unchanged, the friction M dS scales by 1/f. This moves the model only along the
         direction the one-step likelihood determines worst (the fluctuation-dissipation
         temperature), so that the model's own stationary state, whose kinetic temperature
-        is k_B T, has the data's temperature. For data at rest only (the peculiar velocity
-        of sheared data contains the flow). Returns f and the two temperatures.
+        is k_B T, has the data's temperature; T_kin over each frame's present particles
+        (:func:`ddpd.model.equipartition.kinetic_temperature`). For data at rest only (the
+        peculiar velocity of sheared data contains the flow). Returns f and the two
+        temperatures.
         """
-        kin, n_kin, T_sum = 0.0, 0, 0.0
+        kin, n_kin, T_sum, T_n = 0.0, 0, 0.0, 0
         for snap in snaps:
-            v0 = snap.v0[snap.idx0] - snap.v0[snap.idx0].mean(0)
-            kin += float(self.mass * (v0 * v0).sum() / self.dim)
-            n_kin += len(snap.idx0)
+            squares, free = peculiar_sums(snap.v0, snap.frame0)
+            kin += float(squares)
+            n_kin += free
             S0 = self.entropy(snap.v0, snap.pairs0)
             terms = self.evaluate(snap.v0, S0, snap.pairs0, with_divergence=False)
             T_sum += float(terms.T[snap.idx0].sum())
-        if n_kin == 0:
+            T_n += len(snap.idx0)
+        if n_kin == 0 or T_n == 0:
             raise ValueError("match_equipartition: the snapshots have no scored particle")
-        kinetic_T = kin / n_kin
-        model_T = float(self.k_B) * T_sum / n_kin
+        kinetic_T = float(self.mass) * kin / (self.dim * n_kin)
+        model_T = float(self.k_B) * T_sum / T_n
         f = kinetic_T / model_T
         self.log_k_B += math.log(f)
         self.log_amp0 -= 0.25 * math.log(f)  # A = a_i a_j: A^2 ~ exp(4 log_amp0)
