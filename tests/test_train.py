@@ -196,13 +196,14 @@ def test_calibrated_start_and_equipartition_match(dataset, tmp_path):
     snaps = snapshots(data, "train", model.cutoff, torch.float64)
     pick = torch.linspace(0, len(snaps) - 1, min(64, len(snaps))).round().long()
     kin, free, temp, count = 0.0, 0, 0.0, 0
-    with torch.no_grad():
+    for s in snaps:  # the data's kinetic temperature: every training frame
+        # every present particle of the frame, its mean removed: n - 1 free velocities
+        v = s.v0 - s.v0.mean(0)
+        kin += float(model.mass * (v * v).sum() / model.dim)
+        free += len(s.v0) - 1
+    with torch.no_grad():  # the model's temperature: up to 64 of them
         for k in pick:
             s = snaps[int(k)]
-            # every present particle of the frame, its mean removed: n - 1 free velocities
-            v = s.v0 - s.v0.mean(0)
-            kin += float(model.mass * (v * v).sum() / model.dim)
-            free += len(s.v0) - 1
             terms = model.evaluate(s.v0, model.entropy(s.v0, s.pairs0), s.pairs0,
                                    with_divergence=False)
             temp += float(model.k_B * terms.T[s.idx0].sum())

@@ -73,6 +73,18 @@ def test_match_equipartition_keeps_the_noise_and_fixes_the_temperature():
     with torch.no_grad():
         _, kT = _mean_rate_and_temperature(model, snaps, 0.1)
     assert math.isclose(kT, out["kinetic_temperature"], rel_tol=1e-9)
+    # the data's kinetic temperature: each frame's mean removed, n - 1 free velocities
+    squares = sum(float(((s.v0 - s.v0.mean(0)) ** 2).sum()) for s in snaps)
+    expected = model.mass * squares / (3 * len(snaps) * 39)
+    assert math.isclose(out["kinetic_temperature"], expected, rel_tol=1e-12)
+    # or a kinetic temperature given from more frames than the model is evaluated on
+    with torch.no_grad():
+        again = model.match_equipartition(snaps[:2], kinetic=0.7)
+        _, kT = _mean_rate_and_temperature(model, snaps[:2], 0.1)
+    assert again["kinetic_temperature"] == 0.7
+    assert math.isclose(kT, 0.7, rel_tol=1e-9)
+    with pytest.raises(ValueError, match="expected a positive kinetic temperature"):
+        model.match_equipartition(snaps, kinetic=0.0)
 
 
 def test_fixed_k_B_is_a_buffer_that_training_cannot_move():

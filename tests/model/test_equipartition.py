@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from ddpd.coarse.dataset import collate
-from ddpd.model.equipartition import kinetic_temperature, peculiar_sums
+from ddpd.model.equipartition import (
+    frames_kinetic_temperature,
+    kinetic_temperature,
+    peculiar_sums,
+)
 from ddpd.model.metriplectic import Snapshot
 from ddpd.space import neighbour_pairs
 
@@ -51,6 +55,16 @@ def test_frames_are_told_apart_by_their_labels():
     total, free = peculiar_sums(torch.cat([v[0], v[1, :1]]), torch.tensor([0] * 5 + [1]))
     assert free == 4 and float(total) == pytest.approx(float(((v[0] - v[0].mean(0)) ** 2
                                                               ).sum()), rel=1e-12)
+
+
+def test_pooled_frames_equal_one_labelled_array():
+    v = _maxwellian(4, 6, 2, seed=2)
+    labels = torch.arange(4).repeat_interleave(6)
+    pooled = frames_kinetic_temperature(((f, None) for f in v), MASS)
+    assert pooled == pytest.approx(float(kinetic_temperature(v.reshape(-1, 2), MASS, labels)),
+                                   rel=1e-12)
+    with pytest.raises(ValueError, match="no frame has two particles"):
+        frames_kinetic_temperature([(v[0, :1], None)], MASS)
 
 
 def test_bad_input_is_named():

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ddpd.coarse.dataset import Dataset
-from ddpd.model.equipartition import peculiar_sums
+from ddpd.model.equipartition import frames_kinetic_temperature
 from ddpd.stats.displacement import mean_squared_displacement
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,9 @@ def kinetic_temperature(velocity: np.ndarray, mass: float) -> float:
     finite velocity are left out."""
     v = np.asarray(velocity, dtype=float)
     finite = np.isfinite(v).all(axis=-1)
-    total, count = 0.0, 0
-    for frame, ok in zip(v, finite, strict=True):
-        squares, free = peculiar_sums(torch.from_numpy(frame[ok]))
-        total += float(squares)
-        count += free
-    if count == 0:
-        raise ValueError("kinetic_temperature: no frame has two particles with velocities")
-    return mass * total / count / v.shape[-1]
+    return frames_kinetic_temperature(
+        ((torch.from_numpy(frame[ok]), None) for frame, ok in zip(v, finite, strict=True)),
+        mass)
 
 
 def data_kinetic_temperature(data: Dataset, mass: float, split: str = "train") -> float:

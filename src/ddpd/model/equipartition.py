@@ -17,6 +17,8 @@ by :mod:`ddpd.model.diffusion_match` and by the known truth's recorded observabl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 
@@ -53,3 +55,19 @@ def kinetic_temperature(v: torch.Tensor, mass: float | torch.Tensor,
     if free == 0:
         raise ValueError("kinetic_temperature: no frame has two particles with velocities")
     return mass * total / (v.shape[1] * free)
+
+
+def frames_kinetic_temperature(frames: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+                               mass: float) -> float:
+    """k_B T_kin pooled over (velocities (N, D), frame labels or None) pairs, e.g. (v0,
+    frame0) of every training snapshot: the sums of :func:`peculiar_sums` added before the
+    one division [energy]."""
+    total, free, dim = 0.0, 0, None
+    for v, frame in frames:
+        squares, n_free = peculiar_sums(v, frame)
+        total += float(squares)
+        free += n_free
+        dim = v.shape[1]
+    if free == 0:
+        raise ValueError("kinetic_temperature: no frame has two particles with velocities")
+    return float(mass) * total / (dim * free)
