@@ -181,6 +181,23 @@ def test_bad_params_are_named(dataset, tmp_path):
         train(tmp_path / "missing.h5", {}, tmp_path / "x")
 
 
+def test_equipartition_match_is_skipped_under_shear(dataset, tmp_path, monkeypatch):
+    # the same frames read as a Lees-Edwards box: the flow would count as heat
+    import dataclasses
+
+    def sheared(path):
+        data = load_dataset(path)
+        return dataclasses.replace(data, box=dataclasses.replace(
+            data.box, boundary="lees-edwards", shear_rate=0.01))
+
+    monkeypatch.setattr(train_module, "load_dataset", sheared)
+    train(dataset, dict(PARAMS, epochs=1, match_equipartition=True), tmp_path / "m",
+          device="cpu")
+    info = json.loads((tmp_path / "m" / "hparams.json").read_text())
+    assert "lees-edwards" in info["equipartition_match"]["skipped"]
+    assert "validation_nll_after_match" not in info
+
+
 def test_calibrated_start_and_equipartition_match(dataset, tmp_path):
     params = dict(PARAMS, epochs=2, match_equipartition=True, calibrate=True,
                   model=dict(PARAMS["model"], friction_scheme="midpoint"))

@@ -88,7 +88,8 @@ class TrainParams:
         match_equipartition: after training, scale k_B and the friction of the selected
             model so that k_B <T> (on 64 training frames) equals the kinetic temperature of
             all training frames exactly, keeping its noise
-            (MetriplecticModel.match_equipartition). For data at rest only (false).
+            (MetriplecticModel.match_equipartition). For data at rest: skipped in
+            Lees-Edwards boxes, the reason recorded (false).
         match_diffusion: after training (and the equipartition match), scale the friction
             and noise of the selected model by one factor so that its rollouts from the
             training runs' first frames have the training runs' mean squared displacement at
@@ -407,7 +408,12 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     info["best_validation_nll"] = best
     info["best_epoch"] = int(min(curve, key=lambda r: r[3])[0])
     info["stop_reason"] = stop_reason
-    if p.match_equipartition and hasattr(model, "match_equipartition"):
+    if (p.match_equipartition and hasattr(model, "match_equipartition")
+            and data.box.boundary == "lees-edwards"):
+        info["equipartition_match"] = dict(
+            skipped="boundary 'lees-edwards': the peculiar velocities contain the shear flow, "
+                    "so their kinetic temperature is not the thermal one")
+    elif p.match_equipartition and hasattr(model, "match_equipartition"):
         model.load_state_dict(best_state)
         # the model's k_B <T> on 64 frames, the data's kinetic temperature on all of them
         # (one frame's scatters by sqrt(2 / (D (N - 1))): 1.1% over 64 frames of 128)
