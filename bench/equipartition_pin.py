@@ -35,18 +35,11 @@ def main() -> None:
     snaps = snapshots(load_dataset(args.dataset), "train", model.cutoff, torch.float64)
     kinetic = frames_kinetic_temperature(((s.v0, s.frame0) for s in snaps), float(model.mass))
     pick = torch.linspace(0, len(snaps) - 1, min(64, len(snaps))).round().long()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for k in pick:
-            s = snaps[int(k)]
-            if hasattr(model, "temperature"):  # the isothermal ablation's bath
-                total += float(model.k_B * model.temperature) * len(s.idx0)
-            else:
-                terms = model.evaluate(s.v0, model.entropy(s.v0, s.pairs0), s.pairs0,
-                                       with_divergence=False)
-                total += float(model.k_B * terms.T[s.idx0].sum())
-            count += len(s.idx0)
-    print(f"{args.model_dir}: k_B <T> / kinetic temperature {total / count / kinetic:.4f}, "
+    if hasattr(model, "temperature"):  # the isothermal ablation's bath
+        model_T = float((model.k_B * model.temperature).detach())
+    else:
+        model_T = model.mean_temperature([snaps[int(k)] for k in pick])
+    print(f"{args.model_dir}: k_B <T> / kinetic temperature {model_T / kinetic:.4f}, "
           f"kinetic temperature {kinetic:.5g}")
 
 

@@ -1,6 +1,7 @@
 """train(): outputs, learning, seed determinism, resume after a kill."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -183,8 +184,6 @@ def test_bad_params_are_named(dataset, tmp_path):
 
 def test_equipartition_match_is_skipped_under_shear(dataset, tmp_path, monkeypatch):
     # the same frames read as a Lees-Edwards box: the flow would count as heat
-    import dataclasses
-
     def sheared(path):
         data = load_dataset(path)
         return dataclasses.replace(data, box=dataclasses.replace(

@@ -408,22 +408,24 @@ def train(dataset: Path, params: dict, out_dir: Path, device: str = "auto") -> N
     info["best_validation_nll"] = best
     info["best_epoch"] = int(min(curve, key=lambda r: r[3])[0])
     info["stop_reason"] = stop_reason
-    if (p.match_equipartition and hasattr(model, "match_equipartition")
-            and data.box.boundary == "lees-edwards"):
-        info["equipartition_match"] = dict(
-            skipped="boundary 'lees-edwards': the peculiar velocities contain the shear flow, "
-                    "so their kinetic temperature is not the thermal one")
-    elif p.match_equipartition and hasattr(model, "match_equipartition"):
-        model.load_state_dict(best_state)
-        # the model's k_B <T> on 64 frames, the data's kinetic temperature on all of them
-        # (one frame's scatters by sqrt(2 / (D (N - 1))): 1.1% over 64 frames of 128)
-        pick = torch.linspace(0, len(train_snaps) - 1, min(64, len(train_snaps))).round().long()
-        kinetic = frames_kinetic_temperature(((s.v0, s.frame0) for s in train_snaps),
-                                             float(model.mass))
-        info["equipartition_match"] = model.match_equipartition(
-            [train_snaps[int(k)] for k in pick], kinetic)
-        best_state = _on_cpu(model.state_dict())
-        info["validation_nll_after_match"] = mean_nll(model, val_snaps, dt, p.batch_frames)
+    if p.match_equipartition and hasattr(model, "match_equipartition"):
+        if data.box.boundary == "lees-edwards":
+            info["equipartition_match"] = dict(
+                skipped="boundary 'lees-edwards': the peculiar velocities contain the shear "
+                        "flow, so their kinetic temperature is not the thermal one")
+        else:
+            model.load_state_dict(best_state)
+            # the model's k_B <T> on 64 frames, the data's kinetic temperature on all of them
+            # (one frame's scatters by sqrt(2 / (D (N - 1))): 1.1% over 64 frames of 128)
+            pick = torch.linspace(0, len(train_snaps) - 1,
+                                  min(64, len(train_snaps))).round().long()
+            kinetic = frames_kinetic_temperature(((s.v0, s.frame0) for s in train_snaps),
+                                                 float(model.mass))
+            info["equipartition_match"] = model.match_equipartition(
+                [train_snaps[int(k)] for k in pick], kinetic)
+            best_state = _on_cpu(model.state_dict())
+            info["validation_nll_after_match"] = mean_nll(model, val_snaps, dt,
+                                                          p.batch_frames)
     if p.match_diffusion and hasattr(model, "log_amp0"):
         model.load_state_dict(best_state)
         info["diffusion_match"] = match_diffusion(model, data, p.diffusion_lag,

@@ -711,6 +711,19 @@ class MetriplecticModel(nn.Module):
                     kinetic_temperature=kinetic_T, k_B=kinetic_T / mean_T)
 
     @torch.no_grad()
+    def mean_temperature(self, snaps: list[Snapshot]) -> float:
+        """k_B <T> [energy] over the scored particles of ``snaps``, each at its teacher's S."""
+        T_sum, T_n = 0.0, 0
+        for snap in snaps:
+            S0 = self.entropy(snap.v0, snap.pairs0)
+            terms = self.evaluate(snap.v0, S0, snap.pairs0, with_divergence=False)
+            T_sum += float(terms.T[snap.idx0].sum())
+            T_n += len(snap.idx0)
+        if T_n == 0:
+            raise ValueError("mean_temperature: the snapshots have no scored particle")
+        return float(self.k_B) * T_sum / T_n
+
+    @torch.no_grad()
     def match_equipartition(self, snaps: list[Snapshot],
                             kinetic: float | None = None) -> dict[str, float]:
         """Set k_B <T> over ``snaps`` to the data's kinetic temperature ``kinetic`` exactly
@@ -728,20 +741,12 @@ class MetriplecticModel(nn.Module):
         only (the peculiar velocity of sheared data contains the flow). Returns f and the
         two temperatures.
         """
-        T_sum, T_n = 0.0, 0
-        for snap in snaps:
-            S0 = self.entropy(snap.v0, snap.pairs0)
-            terms = self.evaluate(snap.v0, S0, snap.pairs0, with_divergence=False)
-            T_sum += float(terms.T[snap.idx0].sum())
-            T_n += len(snap.idx0)
-        if T_n == 0:
-            raise ValueError("match_equipartition: the snapshots have no scored particle")
+        model_T = self.mean_temperature(snaps)
         kinetic_T = (frames_kinetic_temperature(((s.v0, s.frame0) for s in snaps), self.mass)
                      if kinetic is None else float(kinetic))
         if not kinetic_T > 0:
             raise ValueError(f"match_equipartition: expected a positive kinetic temperature, "
                              f"got {kinetic_T}")
-        model_T = float(self.k_B) * T_sum / T_n
         f = kinetic_T / model_T
         self.log_k_B += math.log(f)
         self.log_amp0 -= 0.25 * math.log(f)  # A = a_i a_j: A^2 ~ exp(4 log_amp0)
